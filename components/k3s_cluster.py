@@ -1,0 +1,208 @@
+"""K3sCluster: K3s on every configured node, its kubeconfig, and the Kubernetes provider.
+
+Per node (a K3sNode component): preflight (read-only) -> prepare (sysctls, modules) -> [air-gap copies]
+-> install (config.yaml on stdin, pinned install.sh). Servers join one at a time; agents join in
+parallel once the first server is up. Then one command on the first server waits for every node to be
+Ready, the admin kubeconfig is read (logging off, secret) and rewritten, and a Kubernetes provider is
+built from it. Every Kubernetes resource of the later layers uses `k8s_options()`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from pulumi_command import remote
+
+from stacks.settings import Node, Settings
+
+from . import k3s_plan, scripts
+from .connection import NodeShell, node_shell
+from .kubeconfig import rewrite_kubeconfig
+
+INSTALL_TIMEOUTS = pulumi.CustomTimeouts(create="40m", update="40m", delete="15m")
+
+
+class K3sNode(pulumi.ComponentResource):
+    """One host: preflight, preparation, K3s install. `install` is what later steps wait for."""
+
+    install: pulumi.CustomResource
+    preflight_report: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        node: Node,
+        shell: NodeShell,
+        token: pulumi.Output[str],
+        after: Sequence[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("kubeflow-k3s:k3s:Node", name, {}, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        preflight = shell.command(
+            f"{name}-preflight",
+            scripts.render("preflight.sh", k3s_plan.preflight_params(settings, node)),
+            opts=child,
+        )
+        prepare_params = k3s_plan.prepare_params(settings, node)
+        prepare = shell.command(
+            f"{name}-prepare",
+            scripts.render("prepare.sh", prepare_params),
+            delete=scripts.render("unprepare.sh", prepare_params),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight]),
+        )
+        staged: list[pulumi.Resource] = [prepare]
+        if settings.k3s.airgap:
+            staged += self._stage_airgap(name, settings, shell, prepare)
+
+        config = pulumi.Output.secret(
+            token.apply(lambda t: k3s_plan.render_config(k3s_plan.node_config(settings, node, t)))
+        )
+        uninstall = scripts.render("uninstall.sh", {"NODE_NAME": node.name, "ROLE": node.role})
+        self.install = shell.command(
+            f"{name}-install",
+            scripts.render("install.sh", k3s_plan.install_params(settings, node, upgrade=False)),
+            update=scripts.render("install.sh", k3s_plan.install_params(settings, node, upgrade=True)),
+            delete=uninstall,
+            stdin=config,
+            # A new role or host is a different install: uninstall the old one first (never after).
+            # Version and config changes are updates: install.sh re-runs in place and restarts K3s.
+            triggers=[node.role, node.host or "local"],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*staged, *after],
+                delete_before_replace=True,
+                custom_timeouts=INSTALL_TIMEOUTS,
+            ),
+        )
+        self.preflight_report = preflight.stdout
+        self.register_outputs({"preflightReport": preflight.stdout, "role": node.role})
+
+    def _stage_airgap(self, name: str, settings: Settings, shell: NodeShell, prepare: pulumi.Resource) -> list[pulumi.Resource]:
+        """Copy the K3s binary, images, installer and registries.yaml from this machine to the node."""
+        airgap = settings.k3s.airgap
+        assert airgap is not None
+        files = {
+            "binary": (airgap.binary, "k3s"),
+            "images": (airgap.images, airgap.images.rsplit("/", 1)[-1]),
+            "installer": (airgap.install_script, "install.sh"),
+        }
+        if airgap.registries:
+            files["registries"] = (airgap.registries, "registries.yaml")
+        copies: list[pulumi.Resource] = []
+        for key, (source, target) in files.items():
+            opts = pulumi.ResourceOptions(parent=self, depends_on=[prepare])
+            path = f"{k3s_plan.STAGE_DIR}/{target}"
+            if shell.is_local:
+                copies.append(
+                    shell.command(
+                        f"{name}-stage-{key}",
+                        f"mkdir -p {k3s_plan.STAGE_DIR} && cp -f {shlex.quote(source)} {shlex.quote(path)}",
+                        opts=opts,
+                    )
+                )
+            else:
+                copies.append(
+                    remote.CopyToRemote(
+                        f"{name}-stage-{key}",
+                        connection=shell.connection,
+                        source=pulumi.FileAsset(source),
+                        remote_path=path,
+                        opts=opts,
+                    )
+                )
+        return copies
+
+
+class K3sCluster(pulumi.ComponentResource):
+    """The K3s cluster of a stack and the Kubernetes provider every later layer uses."""
+
+    kubeconfig: pulumi.Output[str]
+    provider: k8s.Provider
+    ready: pulumi.CustomResource
+    nodes: dict[str, K3sNode]
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        ssh_private_key: pulumi.Input[str] | None,
+        k3s_token: pulumi.Input[str] | None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("kubeflow-k3s:k3s:Cluster", name, {}, opts)
+        if k3s_token is None:
+            # Generated once and kept (encrypted) in state: stable across runs, never read from a host.
+            k3s_token = random.RandomPassword(
+                f"{name}-token", length=48, special=False, opts=pulumi.ResourceOptions(parent=self)
+            ).result
+        token = pulumi.Output.secret(k3s_token)
+
+        shells = {n.name: node_shell(settings, n, ssh_private_key) for n in settings.nodes}
+        self.nodes = {}
+        previous: list[pulumi.Resource] = []
+        for server in settings.servers:  # one at a time: etcd keeps quorum on join and on upgrade
+            node = K3sNode(f"{name}-{server.name}", settings, server, shells[server.name], token, previous,
+                           opts=pulumi.ResourceOptions(parent=self))
+            self.nodes[server.name] = node
+            previous = [node.install]
+        first = self.nodes[settings.first_server.name]
+        for agent in settings.agents:  # in parallel, once the first server is up
+            self.nodes[agent.name] = K3sNode(f"{name}-{agent.name}", settings, agent, shells[agent.name], token,
+                                             [first.install], opts=pulumi.ResourceOptions(parent=self))
+
+        first_shell = shells[settings.first_server.name]
+        installs = [n.install for n in self.nodes.values()]
+        self.ready = first_shell.command(
+            f"{name}-nodes-ready",
+            scripts.render(
+                "wait-ready.sh",
+                {
+                    "NODE_NAME": settings.first_server.name,
+                    "NODES": " ".join(n.name for n in settings.nodes),
+                    "WAIT_SECONDS": settings.k3s.ready_timeout_seconds,
+                },
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=installs),
+        )
+        read = first_shell.command(
+            f"{name}-kubeconfig",
+            scripts.render("read-kubeconfig.sh", {"NODE_NAME": settings.first_server.name}),
+            secret_output=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[first.install]),
+        )
+        context = f"kubeflow-k3s-{settings.stack_name}"
+        server = k3s_plan.api_url(settings)
+        self.kubeconfig = pulumi.Output.secret(read.stdout.apply(lambda text: rewrite_kubeconfig(text, server, context)))
+        self.first_install = first.install
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            # The identity, not the kubeconfig, decides replacement: a renewed client certificate or a new
+            # endpoint updates the provider instead of replacing every Kubernetes object.
+            cluster_identifier=context,
+            # After the hosts are gone, `pulumi destroy` drops the cluster's objects from state instead
+            # of failing on an unreachable API.
+            delete_unreachable=True,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs(
+            {"kubeconfig": self.kubeconfig, "apiEndpoint": server, "nodes": [n.name for n in settings.nodes]}
+        )
+
+    def k8s_options(self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
+        """Options for a Kubernetes resource of a later layer: this cluster's provider, created after
+        every node is Ready, and deleted with the cluster (no API calls when K3s itself is going)."""
+        return pulumi.ResourceOptions(
+            parent=parent,
+            provider=self.provider,
+            depends_on=[self.ready, *depends_on],
+            deleted_with=self.first_install,
+        )

@@ -1,0 +1,191 @@
+"""Pure planning for the K3s layer: each node's config.yaml, host preparation, script parameters.
+
+Nothing here touches the engine; the K3sCluster component (k3s_cluster.py) turns these plans into
+commands. K3s is configured through /etc/rancher/k3s/config.yaml (as k3s-ansible does), never through
+install flags, so that a re-run diff shows exactly which keys changed on which node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import yaml
+
+from stacks import versions
+from stacks.settings import Node, Settings
+
+API_PORT = 6443
+TOKEN_PLACEHOLDER = "<cluster token>"
+SYSCTL_FILE = "/etc/sysctl.d/90-kubeflow-k3s.conf"
+MODULES_FILE = "/etc/modules-load.d/kubeflow-k3s.conf"
+STAGE_DIR = "/var/tmp/kubeflow-k3s"
+
+# Kubeflow's README: many pods each watch files; K3s's kube-proxy and flannel need bridged traffic
+# seen by iptables and forwarding on.
+BASE_SYSCTLS = {
+    "fs.inotify.max_user_instances": "2280",
+    "fs.inotify.max_user_watches": "1255360",
+    "net.ipv4.ip_forward": "1",
+    "net.bridge.bridge-nf-call-iptables": "1",
+    "net.bridge.bridge-nf-call-ip6tables": "1",
+}
+BASE_MODULES = ("overlay", "br_netfilter")
+
+
+def server_url(settings: Settings) -> str:
+    """Where joining servers and agents register: the first server's address on the node network."""
+    first = settings.first_server
+    return f"https://{first.internal_address or first.host or '127.0.0.1'}:{API_PORT}"
+
+
+def api_url(settings: Settings) -> str:
+    """Where clients (the kubeconfig, Pulumi's Kubernetes provider) reach the API."""
+    return f"https://{settings.k3s.api_endpoint}:{API_PORT}"
+
+
+def tls_sans(settings: Settings) -> list[str]:
+    """Every address the API is reached by: the endpoint, each server's addresses, extra names."""
+    sans: list[str] = []
+    for value in [settings.k3s.api_endpoint, *settings.k3s.tls_sans]:
+        if value not in sans:
+            sans.append(value)
+    for node in settings.servers:
+        for value in (node.host, node.internal_address):
+            if value and value not in sans:
+                sans.append(value)
+    return sans
+
+
+def node_labels(settings: Settings, node: Node) -> list[str]:
+    labels = dict(node.labels)
+    if node.gpu != "none":
+        labels.setdefault("kubeflow-k3s/gpu", node.gpu)
+        # The NVIDIA device plugin chart's affinity matches this label when NFD is not installed.
+        labels.setdefault("nvidia.com/gpu.present", "true")
+    return [f"{k}={v}" for k, v in sorted(labels.items())]
+
+
+def node_taints(settings: Settings, node: Node) -> list[str]:
+    taints = list(node.taints)
+    if node.gpu != "none" and settings.profile == "cloud":
+        gpu_taint = "nvidia.com/gpu=true:NoSchedule"
+        if not any(t.split(":")[0].split("=")[0] == "nvidia.com/gpu" for t in taints):
+            taints.append(gpu_taint)
+    return taints
+
+
+def node_config(settings: Settings, node: Node, token: str = TOKEN_PLACEHOLDER) -> dict[str, Any]:
+    """The config.yaml of one node. `token` is filled in by the component inside a secret Output."""
+    k3s = settings.k3s
+    cfg: dict[str, Any] = {"token": token, "node-name": node.name}
+    if node.is_server:
+        if node.name == settings.first_server.name:
+            if settings.ha:
+                cfg["cluster-init"] = True
+        else:
+            cfg["server"] = server_url(settings)
+        cfg["tls-san"] = tls_sans(settings)
+        # Istio's ingress gateway takes ports 80/443, so K3s's bundled Traefik is never installed.
+        cfg["disable"] = ["traefik"]
+        cfg["write-kubeconfig-mode"] = "0600"
+        cfg["default-local-storage-path"] = settings.storage.local_path
+        if k3s.secrets_encryption:
+            cfg["secrets-encryption"] = True
+    else:
+        cfg["server"] = server_url(settings)
+    if node.internal_address:
+        cfg["node-ip"] = node.internal_address
+    labels = node_labels(settings, node)
+    if labels:
+        cfg["node-label"] = labels
+    taints = node_taints(settings, node)
+    if taints:
+        cfg["node-taint"] = taints
+    if settings.k3s.airgap and settings.k3s.airgap.registries:
+        cfg["private-registry"] = "/etc/rancher/k3s/registries.yaml"
+    extra = k3s.extra_config if node.is_server else k3s.agent_extra_config
+    for source in (extra, node.extra_config):
+        for key, value in source.items():
+            if key == "disable" and isinstance(value, list):
+                cfg["disable"] = sorted(set(cfg.get("disable", [])) | set(value))
+            else:
+                cfg[key] = value
+    return cfg
+
+
+def render_config(config: dict[str, Any]) -> str:
+    return yaml.safe_dump(config, sort_keys=True, default_flow_style=False)
+
+
+def config_digest(settings: Settings, node: Node) -> str:
+    """A digest of the node's config without its token, for a readable, secret-free trigger."""
+    return hashlib.sha256(render_config(node_config(settings, node)).encode()).hexdigest()[:16]
+
+
+def prepare_params(settings: Settings, node: Node, packages: list[str] | None = None) -> dict[str, object]:
+    sysctls = dict(BASE_SYSCTLS)
+    return {
+        "NODE_NAME": node.name,
+        "MODULES": " ".join(BASE_MODULES),
+        "SYSCTLS": "\n".join(f"{k} = {v}" for k, v in sysctls.items()),
+        "SYSCTL_FILE": SYSCTL_FILE,
+        "MODULES_FILE": MODULES_FILE,
+        "PACKAGES": " ".join(packages or []),
+    }
+
+
+def install_url(settings: Settings) -> str:
+    if settings.k3s.airgap:
+        return ""
+    return versions.K3S_INSTALL_SCRIPT_URL.format(version=settings.k3s.version.replace("+", "%2B"))
+
+
+def install_params(settings: Settings, node: Node, upgrade: bool) -> dict[str, object]:
+    airgap = settings.k3s.airgap
+    return {
+        "NODE_NAME": node.name,
+        "ROLE": node.role,
+        "K3S_VERSION": settings.k3s.version,
+        "INSTALL_URL": install_url(settings),
+        "STAGE_DIR": STAGE_DIR,
+        "IMAGES_FILE": airgap.images.rsplit("/", 1)[-1] if airgap else "",
+        "UPGRADE": upgrade,
+        "WAIT_SECONDS": settings.k3s.install_timeout_seconds,
+    }
+
+
+def preflight_params(settings: Settings, node: Node) -> dict[str, object]:
+    return {
+        "NODE_NAME": node.name,
+        "EXPECT_ARCH": node.arch,
+        "GPU": node.gpu,
+        "MIN_MEMORY_MIB": settings.preflight.min_memory_mib,
+        "MIN_DISK_GIB": settings.preflight.min_disk_gib,
+        "NEED_CURL": settings.k3s.airgap is None,
+    }
+
+
+def parse_preflight_report(text: str) -> dict[str, tuple[str, str]]:
+    """Parse preflight.sh's stdout into {check: (status, detail)}."""
+    report: dict[str, tuple[str, str]] = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3 or parts[1] not in ("ok", "fail", "skip"):
+            raise ValueError(f"not a preflight report line: {line!r}")
+        report[parts[0]] = (parts[1], parts[2])
+    if "result" not in report:
+        raise ValueError("preflight report has no result line")
+    return report
+
+
+def join_order(settings: Settings) -> list[tuple[str, list[str]]]:
+    """(node, [nodes it waits for]) in creation order: servers one at a time, agents after the first."""
+    order: list[tuple[str, list[str]]] = []
+    previous = None
+    for server in settings.servers:
+        order.append((server.name, [previous] if previous else []))
+        previous = server.name
+    for agent in settings.agents:
+        order.append((agent.name, [settings.first_server.name]))
+    return order

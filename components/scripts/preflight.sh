@@ -1,0 +1,112 @@
+# Read-only preflight of a node: prints one "check<TAB>status<TAB>detail" line per check and a final
+# "result<TAB>ok|fail<TAB>..." line, and exits 1 when a check fails. It changes nothing on the host.
+# Parameters: NODE_NAME EXPECT_ARCH (amd64|arm64) GPU (none|nvidia|jetson) MIN_MEMORY_MIB MIN_DISK_GIB
+#             NEED_CURL (true|false)
+: "${EXPECT_ARCH:?}" "${GPU:?}" "${MIN_MEMORY_MIB:?}" "${MIN_DISK_GIB:?}" "${NEED_CURL:?}"
+failures=""
+report() {
+  printf '%s\t%s\t%s\n' "$1" "$2" "$3"
+  if [ "$2" = fail ]; then failures="${failures}${failures:+; }$1: $3"; fi
+}
+
+kernel=$(uname -s)
+if [ "$kernel" = Linux ]; then
+  os_id=unknown
+  if [ -r /etc/os-release ]; then os_id=$(. /etc/os-release && printf '%s %s' "${ID:-linux}" "${VERSION_ID:-}"); fi
+  report os ok "$os_id"
+else
+  report os fail "K3s needs Linux, found $kernel"
+fi
+
+machine=$(uname -m)
+case "$machine" in
+  x86_64|amd64) arch=amd64 ;;
+  aarch64|arm64) arch=arm64 ;;
+  *) arch=$machine ;;
+esac
+if [ "$arch" = "$EXPECT_ARCH" ]; then
+  report arch ok "$arch"
+else
+  report arch fail "node is $arch ($machine) but its config says arch: $EXPECT_ARCH; fix the node's arch setting"
+fi
+
+if [ -d /run/systemd/system ]; then
+  report systemd ok "systemd is PID 1"
+else
+  report systemd fail "K3s's installer needs systemd (on WSL2 set [boot] systemd=true in /etc/wsl.conf)"
+fi
+
+if [ -r /sys/fs/cgroup/cgroup.controllers ]; then
+  if grep -qw memory /sys/fs/cgroup/cgroup.controllers; then
+    report memory-cgroup ok "cgroup v2 with memory controller"
+  else
+    report memory-cgroup fail "memory cgroup controller missing: add 'cgroup_memory=1 cgroup_enable=memory' to the kernel command line (/boot/firmware/cmdline.txt on a Raspberry Pi) and reboot"
+  fi
+elif [ -r /proc/cgroups ] && awk '$1 == "memory" && $4 == 1 { found = 1 } END { exit !found }' /proc/cgroups; then
+  report memory-cgroup ok "cgroup v1 with memory controller"
+else
+  report memory-cgroup fail "memory cgroup not enabled: add 'cgroup_memory=1 cgroup_enable=memory' to the kernel command line and reboot"
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  report sudo ok "running as root"
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  report sudo ok "passwordless sudo"
+else
+  report sudo fail "user $(id -un) needs passwordless sudo: add '$(id -un) ALL=(ALL) NOPASSWD:ALL' to /etc/sudoers.d/"
+fi
+
+disk_dir=/var/lib
+[ -d /var/lib/rancher ] && disk_dir=/var/lib/rancher
+free_kib=$(df -Pk "$disk_dir" | awk 'NR == 2 { print $4 }')
+free_gib=$((free_kib / 1048576))
+if [ "$free_gib" -ge "$MIN_DISK_GIB" ]; then
+  report disk ok "${free_gib} GiB free on $disk_dir"
+else
+  report disk fail "${free_gib} GiB free on $disk_dir, the profile needs ${MIN_DISK_GIB} GiB (preflight.minDiskGiB)"
+fi
+
+mem_kib=$(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo)
+mem_mib=$((mem_kib / 1024))
+if [ "$mem_mib" -ge "$MIN_MEMORY_MIB" ]; then
+  report memory ok "${mem_mib} MiB"
+else
+  report memory fail "${mem_mib} MiB of memory, the profile needs ${MIN_MEMORY_MIB} MiB (preflight.minMemoryMiB)"
+fi
+
+case "$GPU" in
+  nvidia)
+    if ls /dev/nvidia[0-9]* >/dev/null 2>&1; then
+      report gpu ok "NVIDIA device nodes present"
+    elif grep -qs 10de /sys/bus/pci/devices/*/vendor; then
+      report gpu fail "an NVIDIA PCI device is present but /dev/nvidia* is missing: install the NVIDIA driver on the host"
+    else
+      report gpu fail "the node says gpu: nvidia but no NVIDIA device was found"
+    fi
+    ;;
+  jetson)
+    if [ -e /etc/nv_tegra_release ] || ls /dev/nvhost-* >/dev/null 2>&1; then
+      report gpu ok "Jetson (Tegra) GPU present"
+    else
+      report gpu fail "the node says gpu: jetson but no Tegra GPU was found (/etc/nv_tegra_release, /dev/nvhost-*)"
+    fi
+    ;;
+  *) report gpu skip "no GPU configured" ;;
+esac
+
+if [ "$NEED_CURL" = true ]; then
+  if command -v curl >/dev/null 2>&1; then
+    report curl ok "$(command -v curl)"
+  else
+    report curl fail "curl is needed to download K3s's installer; install it, or use k3s.airgap"
+  fi
+else
+  report curl skip "air-gapped install"
+fi
+
+if [ -n "$failures" ]; then
+  report result fail "$failures"
+  say "preflight failed: $failures"
+  exit 1
+fi
+printf 'result\tok\tall checks passed\n'

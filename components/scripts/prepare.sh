@@ -1,0 +1,23 @@
+# Host preparation, persisted across reboots: kernel modules and sysctls that K3s and Kubeflow need.
+# Parameters: NODE_NAME MODULES (space separated) SYSCTLS (newline separated key=value lines)
+#             SYSCTL_FILE MODULES_FILE PACKAGES (space separated, may be empty)
+: "${MODULES?}" "${SYSCTLS:?}" "${SYSCTL_FILE:?}" "${MODULES_FILE:?}" "${PACKAGES?}"
+if [ -n "$PACKAGES" ]; then
+  # shellcheck disable=SC2086 # PACKAGES is a word list on purpose
+  if command -v apt-get >/dev/null 2>&1; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $PACKAGES >/dev/null
+  elif command -v dnf >/dev/null 2>&1; then
+    as_root dnf install -y -q $PACKAGES >/dev/null
+  else
+    fail "cannot install host packages ($PACKAGES): neither apt-get nor dnf found"
+  fi
+fi
+# shellcheck disable=SC2086 # MODULES is a word list on purpose
+printf '%s\n' $MODULES | as_root tee "$MODULES_FILE" >/dev/null
+for module in $MODULES; do
+  as_root modprobe "$module" || fail "cannot load kernel module $module"
+done
+printf '%s\n' "$SYSCTLS" | as_root tee "$SYSCTL_FILE" >/dev/null
+as_root sysctl -q -p "$SYSCTL_FILE" >/dev/null || fail "sysctl could not apply $SYSCTL_FILE"
+say "host prepared ($SYSCTL_FILE, $MODULES_FILE)"

@@ -1,0 +1,71 @@
+"""Per-profile defaults: what `profile: laptop | edge | cloud` means when a key is not set.
+
+A profile is a bundle of defaults, not a mode switch: every value here can be overridden in the stack
+file, except the few safety floors marked `require_*`, which validation enforces on that profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+# Kubeflow components the program can switch, in the order of kubeflow/manifests'
+# example/kustomization.yaml. Keys are the `kubeflow.components` config keys.
+KUBEFLOW_COMPONENTS = (
+    "pipelines",
+    "katib",
+    "centralDashboard",
+    "admissionWebhook",
+    "notebooks",
+    "profiles",
+    "pvcViewer",
+    "volumes",
+    "tensorboards",
+    "kserve",
+    "trainer",
+    "spark",
+    "modelRegistry",
+)
+
+_SINGLE_DEVELOPER = {
+    "pipelines": True, "katib": False, "centralDashboard": True, "admissionWebhook": True,
+    "notebooks": True, "profiles": True, "pvcViewer": True, "volumes": True, "tensorboards": False,
+    "kserve": False, "trainer": False, "spark": False, "modelRegistry": False,
+}
+_EVERYTHING = {k: True for k in KUBEFLOW_COMPONENTS}
+_PIPELINES_ONLY = {k: k == "pipelines" for k in KUBEFLOW_COMPONENTS}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # Preflight floors per node. laptop: Kubeflow's single-developer set requests ~6 GiB on top of K3s;
+    # edge: K3s (~0.5 GiB) plus trimmed KFP (<=1.5 GiB) fits a 4 GB board (MemTotal ~3.7 GiB);
+    # cloud: a general node of an HA cluster running the full platform.
+    min_memory_mib: int
+    min_disk_gib: int
+    storage: str
+    issuer: str
+    gateway_service_type: str
+    kubeflow_mode: str
+    components: Mapping[str, bool] = field(default_factory=dict)
+    secrets_encryption: bool = False
+    require_secrets_encryption: bool = False
+    require_host_keys: bool = False
+
+
+PROFILES = {
+    "laptop": Profile(
+        name="laptop", min_memory_mib=7168, min_disk_gib=30, storage="local-path", issuer="selfsigned",
+        gateway_service_type="LoadBalancer", kubeflow_mode="full", components=_SINGLE_DEVELOPER,
+    ),
+    "edge": Profile(
+        name="edge", min_memory_mib=3584, min_disk_gib=20, storage="local-path", issuer="selfsigned",
+        gateway_service_type="LoadBalancer", kubeflow_mode="pipelines", components=_PIPELINES_ONLY,
+    ),
+    "cloud": Profile(
+        name="cloud", min_memory_mib=15360, min_disk_gib=80, storage="longhorn", issuer="letsencrypt",
+        gateway_service_type="NodePort", kubeflow_mode="full", components=_EVERYTHING,
+        secrets_encryption=True, require_secrets_encryption=True, require_host_keys=True,
+    ),
+}

@@ -1,0 +1,697 @@
+"""The typed settings model of a stack, and its validation.
+
+`parse_settings(raw)` takes the project's structured config as plain Python values (the shape of
+`Pulumi.<stack>.yaml` under the `kubeflow-k3s:` namespace, keys without the namespace) and returns a
+frozen `Settings`, or raises `ConfigError` listing *every* problem found, each naming the config key
+and what is allowed. It never touches the engine or a host, so the whole model is unit-tested offline
+and a bad stack file fails before `pulumi up` creates anything.
+
+Defaults come from the stack's profile (stacks/profiles.py); the README's config reference documents
+each key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from . import k3s_flags, profiles, versions
+
+NS = "kubeflow-k3s"
+ROLES = ("server", "agent")
+CONNECTIONS = ("ssh", "local")
+ARCHES = ("amd64", "arm64")
+GPU_KINDS = ("none", "nvidia", "jetson")
+# Which architectures each GPU path supports. The GPU operator runs on x86_64 and arm64 servers with
+# a host driver; Jetson (Tegra) boards are arm64 only and are not supported by the operator.
+GPU_ARCHES = {"none": ARCHES, "nvidia": ("amd64", "arm64"), "jetson": ("arm64",)}
+STORAGE_CLASSES = ("local-path", "longhorn", "nfs")
+ISSUERS = ("selfsigned", "letsencrypt")
+MIG_STRATEGIES = ("single", "mixed")
+KUBEFLOW_MODES = ("full", "pipelines", "none")
+GATEWAY_SERVICE_TYPES = ("LoadBalancer", "NodePort")
+
+K3S_VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
+NODE_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+HOST_KEY_RE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/]+=*( .*)?$")
+TAINT_RE = re.compile(r"^[A-Za-z0-9./-]+(=[A-Za-z0-9._-]*)?:(NoSchedule|PreferNoSchedule|NoExecute)$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ConfigError(ValueError):
+    """Invalid stack config. `problems` lists every (key, message) pair found."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        lines = [f"  {NS}:{key}: {msg}" for key, msg in problems]
+        super().__init__("invalid stack configuration:\n" + "\n".join(lines))
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False
+
+
+def is_hostname(value: str) -> bool:
+    if not value or len(value) > 253 or value.endswith("."):
+        return False
+    labels = value.split(".")
+    # An all-numeric dotted name (999.1.1.1) is a mistyped IP address, not a hostname.
+    if all(label.isdigit() for label in labels):
+        return False
+    return all(HOSTNAME_LABEL_RE.match(label) for label in labels)
+
+
+# --------------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bastion:
+    host: str
+    user: str
+    port: int = 22
+    host_key: str | None = None
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    user: str | None = None
+    port: int = 22
+    bastion: Bastion | None = None
+    # pulumi-command dials without a pause between tries; freshly booted edge hosts need more tries.
+    dial_error_limit: int = 20
+    per_dial_timeout: int = 15
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: str
+    connection: str
+    host: str | None
+    port: int | None = None
+    user: str | None = None
+    host_key: str | None = None
+    arch: str = "amd64"
+    gpu: str = "none"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[str, ...] = ()
+    internal_address: str | None = None
+    extra_config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_server(self) -> bool:
+        return self.role == "server"
+
+
+@dataclass(frozen=True)
+class Airgap:
+    binary: str
+    images: str
+    install_script: str
+    registries: str | None = None
+
+
+@dataclass(frozen=True)
+class K3sSettings:
+    version: str
+    api_endpoint: str
+    tls_sans: tuple[str, ...] = ()
+    extra_config: Mapping[str, Any] = field(default_factory=dict)
+    agent_extra_config: Mapping[str, Any] = field(default_factory=dict)
+    airgap: Airgap | None = None
+    secrets_encryption: bool = False
+    install_timeout_seconds: int = 900
+    ready_timeout_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class PreflightSettings:
+    min_memory_mib: int
+    min_disk_gib: int
+
+
+@dataclass(frozen=True)
+class LonghornSettings:
+    replicas: int = 3
+
+
+@dataclass(frozen=True)
+class NfsSettings:
+    server: str
+    path: str
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    default: str
+    local_path: str = "/var/lib/rancher/k3s/storage"
+    longhorn: LonghornSettings | None = None
+    nfs: NfsSettings | None = None
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    host: str
+    issuer: str
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    service_type: str
+    http_node_port: int | None = None
+    https_node_port: int | None = None
+
+
+@dataclass(frozen=True)
+class GpuSettings:
+    time_slicing: int = 0
+    mig: str | None = None
+    install_driver: bool = False
+
+
+@dataclass(frozen=True)
+class Quota:
+    cpu: str | None = None
+    memory: str | None = None
+    gpu: str | None = None
+
+
+@dataclass(frozen=True)
+class KubeflowUser:
+    name: str
+    email: str
+    quota: Quota | None = None
+
+
+@dataclass(frozen=True)
+class KubeflowSettings:
+    mode: str
+    components: Mapping[str, bool]
+    users: tuple[KubeflowUser, ...]
+    admin_email: str
+    manifests_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack_name: str
+    profile: str
+    ssh: SshSettings
+    nodes: tuple[Node, ...]
+    k3s: K3sSettings
+    preflight: PreflightSettings
+    storage: StorageSettings
+    tls: TlsSettings
+    gateway: GatewaySettings
+    gpu: GpuSettings
+    kubeflow: KubeflowSettings
+
+    @property
+    def servers(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.is_server)
+
+    @property
+    def agents(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if not n.is_server)
+
+    @property
+    def first_server(self) -> Node:
+        return self.servers[0]
+
+    @property
+    def ha(self) -> bool:
+        return len(self.servers) > 1
+
+    @property
+    def gpu_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.gpu != "none")
+
+    @property
+    def uses_ssh(self) -> bool:
+        return any(n.connection == "ssh" for n in self.nodes)
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    def warnings(self) -> list[str]:
+        """Things that are allowed on this profile but worth a line in `pulumi preview`."""
+        out = []
+        for i, n in enumerate(self.nodes):
+            if n.connection == "ssh" and not n.host_key:
+                out.append(
+                    f"{NS}:nodes[{i}].hostKey is not set: the SSH connection to {n.host} accepts any host key. "
+                    f"Pin it: `pulumi config set --path 'nodes[{i}].hostKey' \"$(ssh-keyscan -t ed25519 {n.host} "
+                    f"2>/dev/null | cut -d' ' -f2-)\"`"
+                )
+        if self.ssh.bastion and not self.ssh.bastion.host_key:
+            out.append(f"{NS}:ssh.bastion.hostKey is not set: the bastion's host key is not checked")
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+class _Reader:
+    """Reads typed values out of nested dicts, recording problems under their config key path."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def fail(self, key: str, msg: str) -> None:
+        self.problems.append((key, msg))
+
+    def obj(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.fail(key, f"must be an object, got {type(value).__name__}")
+            return {}
+        for k in value:
+            if k not in allowed:
+                self.fail(f"{key}.{k}" if key else k, f"unknown setting; allowed: {', '.join(sorted(allowed))}")
+        return dict(value)
+
+    def string(self, d: Mapping[str, Any], k: str, key: str, default: Any = _MISSING) -> Any:
+        value = d.get(k, _MISSING)
+        if value is _MISSING or value is None:
+            if default is _MISSING:
+                self.fail(key, "is required")
+                return None
+            return default
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, f"must be a non-empty string, got {value!r}")
+            return default if default is not _MISSING else None
+        return value.strip()
+
+    def choice(self, d: Mapping[str, Any], k: str, key: str, allowed: tuple[str, ...], default: Any = _MISSING) -> Any:
+        value = self.string(d, k, key, default)
+        if value is not None and value not in allowed:
+            self.fail(key, f"{value!r} is not allowed; use one of: {', '.join(allowed)}")
+            return default if default is not _MISSING else None
+        return value
+
+    def integer(self, d: Mapping[str, Any], k: str, key: str, default: int, lo: int, hi: int) -> int:
+        value = d.get(k, None)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            self.fail(key, f"must be a whole number from {lo} to {hi}, got {value!r}")
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(key, f"must be a whole number from {lo} to {hi}, got {value!r}")
+            return default
+        if not lo <= number <= hi:
+            self.fail(key, f"must be from {lo} to {hi}, got {number}")
+            return default
+        return number
+
+    def boolean(self, d: Mapping[str, Any], k: str, key: str, default: bool) -> bool:
+        value = d.get(k, None)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        self.fail(key, f"must be true or false, got {value!r}")
+        return default
+
+    def host(self, d: Mapping[str, Any], k: str, key: str, default: Any = _MISSING) -> Any:
+        provided = d.get(k) is not None
+        value = self.string(d, k, key, default)
+        if provided and value is not None and not (is_ip(value) or is_hostname(value)):
+            self.fail(key, f"{value!r} is neither an IP address nor a hostname")
+            return None
+        return value
+
+    def host_key(self, d: Mapping[str, Any], k: str, key: str) -> str | None:
+        value = self.string(d, k, key, None)
+        if value is not None and not HOST_KEY_RE.match(value):
+            self.fail(
+                key,
+                "must be one public host key line as printed by `ssh-keyscan -t ed25519 <host>` "
+                "without the host name, e.g. 'ssh-ed25519 AAAAC3...'",
+            )
+            return None
+        return value
+
+    def string_map(self, d: Mapping[str, Any], k: str, key: str) -> dict[str, str]:
+        value = d.get(k, None)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping) or not all(isinstance(v, (str, int, float, bool)) for v in value.values()):
+            self.fail(key, "must be an object of string values")
+            return {}
+        return {str(a): str(b).lower() if isinstance(b, bool) else str(b) for a, b in value.items()}
+
+
+def _k3s_config_map(r: _Reader, value: Any, key: str, allowed: frozenset[str], role: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        r.fail(key, "must be an object of K3s config.yaml keys")
+        return {}
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        base = k[:-1] if k.endswith("+") else k  # K3s appends to a list for a key ending in `+`
+        if base in k3s_flags.MANAGED_KEYS:
+            r.fail(f"{key}.{k}", f"is managed by this program: {k3s_flags.MANAGED_KEYS[base]}")
+        elif base not in allowed:
+            r.fail(
+                f"{key}.{k}",
+                f"unknown K3s {role} setting; keys are K3s {role} flag names without dashes "
+                f"(see `k3s {role} --help` for {versions.K3S_VERSION})",
+            )
+        else:
+            out[k] = v
+    return out
+
+
+def _parse_node(r: _Reader, raw: Any, i: int, ssh: SshSettings) -> Node | None:
+    key = f"nodes[{i}]"
+    d = r.obj(
+        raw,
+        key,
+        {"name", "host", "role", "connection", "port", "user", "hostKey", "arch", "gpu", "labels",
+         "taints", "internalAddress", "extraConfig"},
+    )
+    if not d:
+        if raw is not None and isinstance(raw, Mapping):
+            r.fail(key, "a node needs at least `name` and `role`")
+        return None
+    name = r.string(d, "name", f"{key}.name")
+    if name is not None and not NODE_NAME_RE.match(name):
+        r.fail(f"{key}.name", f"{name!r} is not a valid node name (lower-case letters, digits and '-', at most 63)")
+    role = r.choice(d, "role", f"{key}.role", ROLES)
+    connection = r.choice(d, "connection", f"{key}.connection", CONNECTIONS, "ssh")
+    if connection == "ssh":
+        host = r.host(d, "host", f"{key}.host")
+    else:
+        host = r.host(d, "host", f"{key}.host", None)
+    arch = r.choice(d, "arch", f"{key}.arch", ARCHES, "amd64")
+    gpu = r.choice(d, "gpu", f"{key}.gpu", GPU_KINDS, "none")
+    if gpu and arch and arch not in GPU_ARCHES[gpu]:
+        r.fail(
+            f"{key}.gpu",
+            f"gpu {gpu!r} cannot run on arch {arch!r}; it needs arch {' or '.join(GPU_ARCHES[gpu])}"
+            + (" (Jetson boards are arm64: set arch: arm64, or use gpu: nvidia for a discrete GPU)" if gpu == "jetson" else ""),
+        )
+    taints_raw = d.get("taints") or []
+    taints: list[str] = []
+    if not isinstance(taints_raw, list):
+        r.fail(f"{key}.taints", "must be a list of 'key=value:Effect' strings")
+    else:
+        for j, t in enumerate(taints_raw):
+            if not isinstance(t, str) or not TAINT_RE.match(t):
+                r.fail(f"{key}.taints[{j}]", f"{t!r} is not 'key[=value]:NoSchedule|PreferNoSchedule|NoExecute'")
+            else:
+                taints.append(t)
+    allowed = k3s_flags.SERVER_KEYS if role == "server" else k3s_flags.AGENT_KEYS
+    extra = _k3s_config_map(r, d.get("extraConfig"), f"{key}.extraConfig", allowed, role or "server")
+    return Node(
+        name=name or f"node-{i}",
+        role=role or "server",
+        connection=connection or "ssh",
+        host=host,
+        port=r.integer(d, "port", f"{key}.port", ssh.port, 1, 65535) if "port" in d else None,
+        user=r.string(d, "user", f"{key}.user", None),
+        host_key=r.host_key(d, "hostKey", f"{key}.hostKey"),
+        arch=arch or "amd64",
+        gpu=gpu or "none",
+        labels=r.string_map(d, "labels", f"{key}.labels"),
+        taints=tuple(taints),
+        internal_address=r.host(d, "internalAddress", f"{key}.internalAddress", None),
+        extra_config=extra,
+    )
+
+
+def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
+    """Validate and type the stack config. Raises ConfigError naming every bad key."""
+    r = _Reader()
+    top_allowed = {
+        "profile", "ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow",
+        # secrets, read separately by stacks/config.py
+        "sshPrivateKey", "k3sToken", "adminPassword",
+    }
+    raw = r.obj(raw, "", top_allowed)
+
+    profile_name = r.choice(raw, "profile", "profile", tuple(profiles.PROFILES))
+    if profile_name is None:
+        raise ConfigError(r.problems)
+    prof = profiles.PROFILES[profile_name]
+
+    # ssh ------------------------------------------------------------------------------------------
+    sd = r.obj(raw.get("ssh"), "ssh", {"user", "port", "bastion", "dialErrorLimit", "perDialTimeout"})
+    bastion = None
+    if sd.get("bastion") is not None:
+        bd = r.obj(sd["bastion"], "ssh.bastion", {"host", "user", "port", "hostKey"})
+        bastion = Bastion(
+            host=r.host(bd, "host", "ssh.bastion.host") or "",
+            user=r.string(bd, "user", "ssh.bastion.user", sd.get("user")) or "",
+            port=r.integer(bd, "port", "ssh.bastion.port", 22, 1, 65535),
+            host_key=r.host_key(bd, "hostKey", "ssh.bastion.hostKey"),
+        )
+    ssh = SshSettings(
+        user=r.string(sd, "user", "ssh.user", None),
+        port=r.integer(sd, "port", "ssh.port", 22, 1, 65535),
+        bastion=bastion,
+        dial_error_limit=r.integer(sd, "dialErrorLimit", "ssh.dialErrorLimit", 20, 1, 1000),
+        per_dial_timeout=r.integer(sd, "perDialTimeout", "ssh.perDialTimeout", 15, 1, 600),
+    )
+
+    # nodes ----------------------------------------------------------------------------------------
+    raw_nodes = raw.get("nodes")
+    nodes: list[Node] = []
+    if raw_nodes is None:
+        r.fail("nodes", "is required: a list with at least one node of role 'server'")
+    elif not isinstance(raw_nodes, list):
+        r.fail("nodes", "must be a list of nodes")
+    else:
+        for i, rn in enumerate(raw_nodes):
+            node = _parse_node(r, rn, i, ssh)
+            if node is not None:
+                nodes.append(node)
+    servers = [n for n in nodes if n.is_server]
+    if isinstance(raw_nodes, list) and not servers:
+        r.fail("nodes", "needs at least one node with role: server")
+    seen: dict[str, int] = {}
+    for i, n in enumerate(nodes):
+        if n.name in seen:
+            r.fail(f"nodes[{i}].name", f"duplicate node name {n.name!r} (also nodes[{seen[n.name]}])")
+        seen.setdefault(n.name, i)
+    if len(servers) > 1 and len(servers) % 2 == 0:
+        r.fail(
+            "nodes",
+            f"{len(servers)} servers: HA with embedded etcd needs an odd number of servers (1, 3, 5) "
+            "so that a quorum survives a failure",
+        )
+    locals_ = [n for n in nodes if n.connection == "local"]
+    if locals_ and len(nodes) > 1:
+        r.fail("nodes", "a node with connection: local (this machine) cannot be mixed with other nodes")
+    if any(n.connection == "ssh" for n in nodes) and not ssh.user and any(not n.user for n in nodes if n.connection == "ssh"):
+        r.fail("ssh.user", "is required for SSH nodes (the login user, with passwordless sudo), or set user on each node")
+    for i, n in enumerate(nodes):
+        if n.connection == "ssh" and not n.host_key:
+            if prof.require_host_keys:
+                r.fail(
+                    f"nodes[{i}].hostKey",
+                    f"is required on the {profile_name} profile: pin the host key with "
+                    f"`ssh-keyscan -t ed25519 {n.host or '<host>'}`",
+                )
+    if bastion and prof.require_host_keys and not bastion.host_key:
+        r.fail("ssh.bastion.hostKey", f"is required on the {profile_name} profile (`ssh-keyscan -t ed25519 {bastion.host}`)")
+
+    # k3s ------------------------------------------------------------------------------------------
+    kd = r.obj(
+        raw.get("k3s"),
+        "k3s",
+        {"version", "apiEndpoint", "tlsSans", "extraConfig", "agentExtraConfig", "airgap",
+         "secretsEncryption", "installTimeoutSeconds", "readyTimeoutSeconds"},
+    )
+    version = r.string(kd, "version", "k3s.version", versions.K3S_VERSION)
+    if version and not K3S_VERSION_RE.match(version):
+        r.fail("k3s.version", f"{version!r} is not a K3s release like {versions.K3S_VERSION} (vX.Y.Z+k3sN)")
+    default_endpoint = "127.0.0.1" if (servers and servers[0].connection == "local") else (
+        servers[0].host if servers and servers[0].host else "127.0.0.1"
+    )
+    api_endpoint = r.host(kd, "apiEndpoint", "k3s.apiEndpoint", default_endpoint)
+    sans_raw = kd.get("tlsSans") or []
+    sans: list[str] = []
+    if not isinstance(sans_raw, list):
+        r.fail("k3s.tlsSans", "must be a list of IP addresses or host names")
+    else:
+        for j, s in enumerate(sans_raw):
+            if not isinstance(s, str) or not (is_ip(s) or is_hostname(s)):
+                r.fail(f"k3s.tlsSans[{j}]", f"{s!r} is neither an IP address nor a hostname")
+            else:
+                sans.append(s)
+    airgap = None
+    if kd.get("airgap") is not None:
+        ad = r.obj(kd["airgap"], "k3s.airgap", {"binary", "images", "installScript", "registries"})
+        airgap = Airgap(
+            binary=r.string(ad, "binary", "k3s.airgap.binary") or "",
+            images=r.string(ad, "images", "k3s.airgap.images") or "",
+            install_script=r.string(ad, "installScript", "k3s.airgap.installScript") or "",
+            registries=r.string(ad, "registries", "k3s.airgap.registries", None),
+        )
+        if airgap.images and not re.search(r"\.tar(\.gz|\.zst)?$", airgap.images):
+            r.fail("k3s.airgap.images", "must be a .tar, .tar.gz or .tar.zst image archive (what K3s imports)")
+    k3s = K3sSettings(
+        version=version or versions.K3S_VERSION,
+        api_endpoint=api_endpoint or default_endpoint,
+        tls_sans=tuple(sans),
+        extra_config=_k3s_config_map(r, kd.get("extraConfig"), "k3s.extraConfig", k3s_flags.SERVER_KEYS, "server"),
+        agent_extra_config=_k3s_config_map(
+            r, kd.get("agentExtraConfig"), "k3s.agentExtraConfig", k3s_flags.AGENT_KEYS, "agent"
+        ),
+        airgap=airgap,
+        secrets_encryption=r.boolean(kd, "secretsEncryption", "k3s.secretsEncryption", prof.secrets_encryption),
+        install_timeout_seconds=r.integer(kd, "installTimeoutSeconds", "k3s.installTimeoutSeconds", 900, 60, 7200),
+        ready_timeout_seconds=r.integer(kd, "readyTimeoutSeconds", "k3s.readyTimeoutSeconds", 600, 30, 7200),
+    )
+    if prof.require_secrets_encryption and not k3s.secrets_encryption:
+        r.fail("k3s.secretsEncryption", f"must stay true on the {profile_name} profile (Secrets encrypted at rest)")
+
+    # preflight ------------------------------------------------------------------------------------
+    pd = r.obj(raw.get("preflight"), "preflight", {"minMemoryMiB", "minDiskGiB"})
+    preflight = PreflightSettings(
+        min_memory_mib=r.integer(pd, "minMemoryMiB", "preflight.minMemoryMiB", prof.min_memory_mib, 256, 4_194_304),
+        min_disk_gib=r.integer(pd, "minDiskGiB", "preflight.minDiskGiB", prof.min_disk_gib, 1, 1_000_000),
+    )
+
+    # storage --------------------------------------------------------------------------------------
+    std = r.obj(raw.get("storage"), "storage", {"default", "localPath", "longhorn", "nfs"})
+    longhorn = None
+    default_class = r.choice(std, "default", "storage.default", STORAGE_CLASSES, prof.storage)
+    if std.get("longhorn") is not None or default_class == "longhorn":
+        ld = r.obj(std.get("longhorn"), "storage.longhorn", {"replicas"})
+        longhorn = LonghornSettings(replicas=r.integer(ld, "replicas", "storage.longhorn.replicas", 3, 1, 10))
+    nfs = None
+    if std.get("nfs") is not None:
+        nd = r.obj(std["nfs"], "storage.nfs", {"server", "path"})
+        nfs = NfsSettings(
+            server=r.host(nd, "server", "storage.nfs.server") or "",
+            path=r.string(nd, "path", "storage.nfs.path") or "",
+        )
+        if nfs.path and not nfs.path.startswith("/"):
+            r.fail("storage.nfs.path", f"{nfs.path!r} must be an absolute export path")
+    if default_class == "nfs" and nfs is None:
+        r.fail("storage.nfs", "is required when storage.default is 'nfs' ({server, path} of an existing NFS export)")
+    local_path = r.string(std, "localPath", "storage.localPath", "/var/lib/rancher/k3s/storage")
+    if local_path and not local_path.startswith("/"):
+        r.fail("storage.localPath", f"{local_path!r} must be an absolute path on the nodes")
+    storage = StorageSettings(default=default_class or prof.storage, local_path=local_path, longhorn=longhorn, nfs=nfs)
+
+    # tls / gateway --------------------------------------------------------------------------------
+    td = r.obj(raw.get("tls"), "tls", {"host", "issuer", "email"})
+    tls = TlsSettings(
+        host=r.host(td, "host", "tls.host", f"kubeflow.{api_endpoint}" if api_endpoint and not is_ip(api_endpoint) else "kubeflow.localhost"),
+        issuer=r.choice(td, "issuer", "tls.issuer", ISSUERS, prof.issuer),
+        email=r.string(td, "email", "tls.email", None),
+    )
+    if tls.email and not EMAIL_RE.match(tls.email):
+        r.fail("tls.email", f"{tls.email!r} is not an email address")
+    if tls.issuer == "letsencrypt" and not tls.email:
+        r.fail("tls.email", "is required with tls.issuer: letsencrypt (ACME account contact)")
+    if tls.issuer == "letsencrypt" and tls.host and (is_ip(tls.host) or tls.host.endswith(".localhost")):
+        r.fail("tls.host", "letsencrypt needs a public DNS name, not an IP address or *.localhost")
+    gd = r.obj(raw.get("gateway"), "gateway", {"serviceType", "httpNodePort", "httpsNodePort"})
+    gateway = GatewaySettings(
+        service_type=r.choice(gd, "serviceType", "gateway.serviceType", GATEWAY_SERVICE_TYPES, prof.gateway_service_type),
+        http_node_port=r.integer(gd, "httpNodePort", "gateway.httpNodePort", 30080, 30000, 32767),
+        https_node_port=r.integer(gd, "httpsNodePort", "gateway.httpsNodePort", 30443, 30000, 32767),
+    )
+
+    # gpu ------------------------------------------------------------------------------------------
+    gd2 = r.obj(raw.get("gpu"), "gpu", {"timeSlicing", "mig", "installDriver"})
+    gpu = GpuSettings(
+        time_slicing=r.integer(gd2, "timeSlicing", "gpu.timeSlicing", 0, 0, 64),
+        mig=r.choice(gd2, "mig", "gpu.mig", MIG_STRATEGIES, None),
+        install_driver=r.boolean(gd2, "installDriver", "gpu.installDriver", False),
+    )
+
+    # kubeflow -------------------------------------------------------------------------------------
+    kfd = r.obj(raw.get("kubeflow"), "kubeflow", {"mode", "components", "users", "adminEmail", "manifestsPath"})
+    mode = r.choice(kfd, "mode", "kubeflow.mode", KUBEFLOW_MODES, prof.kubeflow_mode)
+    comps = dict(prof.components)
+    cd = kfd.get("components")
+    if cd is not None:
+        if not isinstance(cd, Mapping):
+            r.fail("kubeflow.components", "must be an object of component: true|false")
+        else:
+            for k, v in cd.items():
+                if k not in profiles.KUBEFLOW_COMPONENTS:
+                    r.fail(f"kubeflow.components.{k}", f"unknown component; allowed: {', '.join(profiles.KUBEFLOW_COMPONENTS)}")
+                elif not isinstance(v, bool):
+                    r.fail(f"kubeflow.components.{k}", f"must be true or false, got {v!r}")
+                else:
+                    comps[k] = v
+    admin_email = r.string(kfd, "adminEmail", "kubeflow.adminEmail", "admin@kubeflow.local")
+    if admin_email and not EMAIL_RE.match(admin_email):
+        r.fail("kubeflow.adminEmail", f"{admin_email!r} is not an email address")
+    users: list[KubeflowUser] = []
+    ud = kfd.get("users") or []
+    if not isinstance(ud, list):
+        r.fail("kubeflow.users", "must be a list of {name, email, quota}")
+        ud = []
+    for j, u in enumerate(ud):
+        uk = f"kubeflow.users[{j}]"
+        u = r.obj(u, uk, {"name", "email", "quota"})
+        uname = r.string(u, "name", f"{uk}.name")
+        if uname and not NODE_NAME_RE.match(uname):
+            r.fail(f"{uk}.name", f"{uname!r} must be a valid namespace name (lower-case letters, digits, '-')")
+        email = r.string(u, "email", f"{uk}.email")
+        if email and not EMAIL_RE.match(email):
+            r.fail(f"{uk}.email", f"{email!r} is not an email address")
+        quota = None
+        if u.get("quota") is not None:
+            q = r.obj(u["quota"], f"{uk}.quota", {"cpu", "memory", "gpu"})
+            quota = Quota(
+                cpu=r.string(q, "cpu", f"{uk}.quota.cpu", None),
+                memory=r.string(q, "memory", f"{uk}.quota.memory", None),
+                gpu=r.string(q, "gpu", f"{uk}.quota.gpu", None),
+            )
+        users.append(KubeflowUser(name=uname or f"user-{j}", email=email or "", quota=quota))
+    names = [u.name for u in users]
+    for j, n in enumerate(names):
+        if names.index(n) != j:
+            r.fail(f"kubeflow.users[{j}].name", f"duplicate user name {n!r}")
+    kubeflow = KubeflowSettings(
+        mode=mode or prof.kubeflow_mode,
+        components=comps,
+        users=tuple(users),
+        admin_email=admin_email or "admin@kubeflow.local",
+        manifests_path=r.string(kfd, "manifestsPath", "kubeflow.manifestsPath", None),
+    )
+
+    if r.problems:
+        raise ConfigError(r.problems)
+    return Settings(
+        stack_name=stack_name,
+        profile=profile_name,
+        ssh=ssh,
+        nodes=tuple(nodes),
+        k3s=k3s,
+        preflight=preflight,
+        storage=storage,
+        tls=tls,
+        gateway=gateway,
+        gpu=gpu,
+        kubeflow=kubeflow,
+    )
