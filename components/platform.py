@@ -15,8 +15,19 @@ from .k3s_cluster import K3sCluster
 
 @dataclass
 class Platform:
+    """Handles the layers give each other. A layer waits only for what it really needs:
+    - cluster.k8s_options(parent, depends_on=[...]): provider, nodes Ready, deleted with the cluster.
+    - cert_manager.ready: after it, cert-manager's webhook serves (Certificates/Issuers can be created).
+    - istio.ready: after it, istiod serves (sidecar injection and Istio CRDs work).
+    """
+
     cluster: K3sCluster
     outputs: dict[str, object]
+    storage: object | None = None
+    cert_manager: object | None = None
+    istio: object | None = None
+    gpu: object | None = None
+    kubeflow: object | None = None
 
 
 def build(settings: Settings, secrets: Secrets) -> Platform:
