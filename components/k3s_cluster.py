@@ -54,7 +54,7 @@ class K3sNode(pulumi.ComponentResource):
         prepare = shell.command(
             f"{name}-prepare",
             scripts.render("prepare.sh", prepare_params),
-            delete=scripts.render("unprepare.sh", prepare_params),
+            delete=scripts.render("unprepare.sh", k3s_plan.unprepare_params(node)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight]),
         )
         staged: list[pulumi.Resource] = [prepare]

@@ -135,6 +135,10 @@ def prepare_params(settings: Settings, node: Node, packages: list[str] | None = 
     }
 
 
+def unprepare_params(node: Node) -> dict[str, object]:
+    return {"NODE_NAME": node.name, "SYSCTL_FILE": SYSCTL_FILE, "MODULES_FILE": MODULES_FILE}
+
+
 def install_url(settings: Settings) -> str:
     if settings.k3s.airgap:
         return ""

@@ -285,6 +285,9 @@ def run_stack(stack: str, overrides: dict[str, Any] | None = None, secrets: dict
     os.chdir(ROOT)
     try:
         _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
+    except Exception as err:
+        err.recorded = recorder.requests  # what was registered before the failure
+        raise
     finally:
         os.chdir(cwd)
     # Under mocks the root Stack registers its outputs before the program runs, so read the exports

@@ -17,7 +17,7 @@ if [ "$ROLE" = agent ] && [ "$UPGRADE" = true ] && [ -f /var/lib/rancher/k3s/age
     versions=$(as_root /usr/local/bin/k3s kubectl --kubeconfig /var/lib/rancher/k3s/agent/kubelet.kubeconfig get nodes \
       -l node-role.kubernetes.io/control-plane=true --no-headers \
       -o custom-columns=V:.status.nodeInfo.kubeletVersion) || return 2
-    [ -n "$versions" ] && [ -z "$(printf '%s\n' "$versions" | grep -vxF "$K3S_VERSION")" ]
+    [ -n "$versions" ] && ! printf '%s\n' "$versions" | grep -qvxF "$K3S_VERSION"
   }
   rc=0; servers_at_version || rc=$?
   if [ "$rc" -eq 2 ]; then

@@ -12,6 +12,7 @@ report() {
 kernel=$(uname -s)
 if [ "$kernel" = Linux ]; then
   os_id=unknown
+  # shellcheck disable=SC1091 # the host's own file, read at run time
   if [ -r /etc/os-release ]; then os_id=$(. /etc/os-release && printf '%s %s' "${ID:-linux}" "${VERSION_ID:-}"); fi
   report os ok "$os_id"
 else

@@ -1,0 +1,140 @@
+"""Pure K3s planning: the shape of every node's config.yaml, join order, script parameters."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from components import k3s_plan
+from stacks import versions
+from stacks.settings import parse_settings
+from tests.stacks.test_settings import stack_raw
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    return parse_settings(stack_raw("cloud"), "cloud")
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return parse_settings(stack_raw("dev"), "dev")
+
+
+def test_first_ha_server_starts_the_cluster(cloud):
+    cfg = k3s_plan.node_config(cloud, cloud.node("server-1"), "T")
+    assert cfg["cluster-init"] is True and "server" not in cfg
+    assert cfg["token"] == "T" and cfg["node-name"] == "server-1"
+
+
+def test_other_servers_join_the_first(cloud):
+    for name in ("server-2", "server-3"):
+        cfg = k3s_plan.node_config(cloud, cloud.node(name), "T")
+        assert cfg["server"] == "https://192.0.2.11:6443" and "cluster-init" not in cfg
+
+
+def test_single_server_has_no_cluster_init(dev):
+    cfg = k3s_plan.node_config(dev, dev.nodes[0], "T")
+    assert "cluster-init" not in cfg and "server" not in cfg
+
+
+def test_servers_disable_traefik_and_carry_every_api_address(cloud):
+    cfg = k3s_plan.node_config(cloud, cloud.node("server-2"), "T")
+    assert cfg["disable"] == ["traefik"]
+    assert cfg["tls-san"] == ["k8s.example.com", "192.0.2.11", "192.0.2.12", "192.0.2.13"]
+    assert cfg["write-kubeconfig-mode"] == "0600" and cfg["secrets-encryption"] is True
+
+
+def test_laptop_has_no_secrets_encryption_by_default(dev):
+    cfg = k3s_plan.node_config(dev, dev.nodes[0], "T")
+    assert "secrets-encryption" not in cfg and cfg["tls-san"] == ["127.0.0.1"]
+
+
+def test_agents_only_get_agent_keys(cloud):
+    cfg = k3s_plan.node_config(cloud, cloud.node("agent-1"), "T")
+    assert set(cfg) == {"token", "node-name", "server"}
+    assert cfg["server"] == "https://192.0.2.11:6443"
+
+
+def test_gpu_agent_is_labelled_and_tainted_on_cloud(cloud):
+    cfg = k3s_plan.node_config(cloud, cloud.node("gpu-1"), "T")
+    assert "accelerator=nvidia-h100" in cfg["node-label"]
+    assert "nvidia.com/gpu.present=true" in cfg["node-label"]
+    assert cfg["node-taint"] == ["nvidia.com/gpu=true:NoSchedule"]
+
+
+def test_gpu_on_edge_is_labelled_not_tainted():
+    raw = stack_raw("edge")
+    raw["nodes"][0]["gpu"] = "jetson"
+    edge = parse_settings(raw, "edge")
+    cfg = k3s_plan.node_config(edge, edge.nodes[0], "T")
+    assert "kubeflow-k3s/gpu=jetson" in cfg["node-label"] and "node-taint" not in cfg
+
+
+def test_extra_config_merges_per_role_and_node():
+    raw = stack_raw("cloud")
+    raw["k3s"]["extraConfig"] = {"disable": ["servicelb"], "cluster-cidr": "10.52.0.0/16"}
+    raw["k3s"]["agentExtraConfig"] = {"kubelet-arg": ["max-pods=200"]}
+    raw["nodes"][3]["extraConfig"] = {"node-external-ip": "203.0.113.5"}
+    s = parse_settings(raw, "cloud")
+    server = k3s_plan.node_config(s, s.node("server-1"))
+    agent = k3s_plan.node_config(s, s.node("agent-1"))
+    assert server["disable"] == ["servicelb", "traefik"] and server["cluster-cidr"] == "10.52.0.0/16"
+    assert agent["kubelet-arg"] == ["max-pods=200"] and agent["node-external-ip"] == "203.0.113.5"
+    assert "cluster-cidr" not in agent
+
+
+def test_rendered_config_is_yaml_of_the_plan(cloud):
+    node = cloud.node("server-1")
+    assert yaml.safe_load(k3s_plan.render_config(k3s_plan.node_config(cloud, node, "T"))) == k3s_plan.node_config(cloud, node, "T")
+
+
+def test_config_digest_ignores_the_token_and_follows_config(cloud):
+    node = cloud.node("server-1")
+    assert "T" not in k3s_plan.config_digest(cloud, node)
+    raw = stack_raw("cloud")
+    raw["k3s"]["tlsSans"] = ["lb.example.com"]
+    assert k3s_plan.config_digest(parse_settings(raw, "cloud"), node) != k3s_plan.config_digest(cloud, node)
+
+
+def test_join_order_servers_one_at_a_time_agents_after_the_first(cloud):
+    assert k3s_plan.join_order(cloud) == [
+        ("server-1", []), ("server-2", ["server-1"]), ("server-3", ["server-2"]),
+        ("agent-1", ["server-1"]), ("gpu-1", ["server-1"]),
+    ]
+
+
+def test_installer_is_pinned_to_the_release_tag(cloud):
+    params = k3s_plan.install_params(cloud, cloud.node("server-1"), upgrade=False)
+    assert params["INSTALL_URL"] == f"https://raw.githubusercontent.com/k3s-io/k3s/{versions.K3S_VERSION.replace('+', '%2B')}/install.sh"
+    assert params["K3S_VERSION"] == versions.K3S_VERSION and params["UPGRADE"] is False
+    assert "get.k3s.io" not in params["INSTALL_URL"]
+
+
+def test_airgap_installs_from_staged_files():
+    raw = stack_raw("edge")
+    raw["k3s"] = {"airgap": {"binary": "./k3s-arm64", "images": "./air/k3s-airgap-images-arm64.tar.zst",
+                             "installScript": "./install.sh", "registries": "./registries.yaml"}}
+    s = parse_settings(raw, "edge")
+    params = k3s_plan.install_params(s, s.nodes[0], upgrade=True)
+    assert params["INSTALL_URL"] == "" and params["IMAGES_FILE"] == "k3s-airgap-images-arm64.tar.zst"
+    assert k3s_plan.node_config(s, s.nodes[0])["private-registry"] == "/etc/rancher/k3s/registries.yaml"
+    assert k3s_plan.preflight_params(s, s.nodes[0])["NEED_CURL"] is False
+
+
+def test_prepare_persists_kubeflow_sysctls(dev):
+    params = k3s_plan.prepare_params(dev, dev.nodes[0])
+    assert "fs.inotify.max_user_instances = 2280" in params["SYSCTLS"]
+    assert "fs.inotify.max_user_watches = 1255360" in params["SYSCTLS"]
+    assert "net.ipv4.ip_forward = 1" in params["SYSCTLS"]
+    assert "br_netfilter" in params["MODULES"].split()
+    assert params["SYSCTL_FILE"].startswith("/etc/sysctl.d/") and params["MODULES_FILE"].startswith("/etc/modules-load.d/")
+
+
+def test_preflight_report_parser():
+    report = k3s_plan.parse_preflight_report("os\tok\tubuntu\ngpu\tskip\tnone\nresult\tok\tall\n")
+    assert report["os"] == ("ok", "ubuntu") and report["result"][0] == "ok"
+    with pytest.raises(ValueError):
+        k3s_plan.parse_preflight_report("os ok ubuntu\n")
+    with pytest.raises(ValueError):
+        k3s_plan.parse_preflight_report("os\tok\tubuntu\n")

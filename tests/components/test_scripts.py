@@ -1,0 +1,101 @@
+"""The shell run on nodes: ShellCheck-clean as rendered, safely parameterised, preflight runs for real."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from components import k3s_plan, scripts
+from stacks.settings import parse_settings
+from tests.stacks.test_settings import stack_raw
+
+SHELLCHECK = shutil.which("shellcheck") or str((__import__("pathlib").Path(sys.executable).parent / "shellcheck"))
+
+
+def shellcheck(text: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SHELLCHECK, "--shell=sh", "--severity=style", "-"], input=text, text=True, capture_output=True)
+
+
+def all_rendered_scripts():
+    """Every script with the parameters each stack gives it."""
+    for stack in ("dev", "edge", "cloud"):
+        s = parse_settings(stack_raw(stack), stack)
+        for node in s.nodes:
+            yield f"{stack}/{node.name}/preflight", scripts.render("preflight.sh", k3s_plan.preflight_params(s, node))
+            prep = k3s_plan.prepare_params(s, node, packages=["open-iscsi", "nfs-common"])
+            yield f"{stack}/{node.name}/prepare", scripts.render("prepare.sh", prep)
+            yield f"{stack}/{node.name}/unprepare", scripts.render("unprepare.sh", k3s_plan.unprepare_params(node))
+            for upgrade in (False, True):
+                yield f"{stack}/{node.name}/install-{upgrade}", scripts.render("install.sh", k3s_plan.install_params(s, node, upgrade))
+            yield f"{stack}/{node.name}/uninstall", scripts.render("uninstall.sh", {"NODE_NAME": node.name, "ROLE": node.role})
+        yield f"{stack}/ready", scripts.render("wait-ready.sh", {"NODE_NAME": "x", "NODES": "a b", "WAIT_SECONDS": 60})
+        yield f"{stack}/kubeconfig", scripts.render("read-kubeconfig.sh", {"NODE_NAME": "x"})
+
+
+RENDERED = list(all_rendered_scripts())
+
+
+@pytest.mark.parametrize("name,text", RENDERED, ids=[name for name, _ in RENDERED])
+def test_rendered_scripts_pass_shellcheck(name, text):
+    result = shellcheck(text)
+    assert result.returncode == 0, f"{name}:\n{result.stdout}"
+
+
+def test_every_script_file_is_rendered_somewhere():
+    rendered = {text.split("\n")[1].split(": ")[1] for _, text in all_rendered_scripts()}
+    files = {p.name for p in scripts.SCRIPT_DIR.glob("*.sh")} - {"lib.sh"}
+    assert files == rendered
+
+
+def test_shellcheck_catches_a_broken_script():
+    # Guard against a ShellCheck that silently passes everything.
+    assert shellcheck("#!/bin/sh\nfor f in $(ls *.txt); do echo $f; done\n").returncode != 0
+
+
+def test_parameters_cannot_break_out_of_their_assignment(tmp_path):
+    evil = "x'; touch " + str(tmp_path / "pwned") + "; echo '"
+    text = scripts.render("read-kubeconfig.sh", {"NODE_NAME": evil})
+    body = text.replace("as_root cat /etc/rancher/k3s/k3s.yaml", 'printf "%s" "$NODE_NAME"')
+    out = subprocess.run(["sh", "-c", body], capture_output=True, text=True)
+    assert out.stdout == evil and not (tmp_path / "pwned").exists()
+
+
+def test_remote_wrapper_runs_the_same_script():
+    text = scripts.render("read-kubeconfig.sh", {"NODE_NAME": "it's"})
+    text = text.replace("as_root cat /etc/rancher/k3s/k3s.yaml", 'echo "$NODE_NAME"')
+    out = subprocess.run(["sh", "-c", scripts.as_remote_command(text)], capture_output=True, text=True)
+    assert out.stdout == "it's\n"
+
+
+def run_preflight(**overrides) -> subprocess.CompletedProcess:
+    s = parse_settings(stack_raw("dev"), "dev")
+    params = k3s_plan.preflight_params(s, s.nodes[0])
+    params.update(overrides)
+    return subprocess.run(["sh", "-c", scripts.render("preflight.sh", params)], capture_output=True, text=True, timeout=60)
+
+
+def test_preflight_runs_for_real_and_its_report_parses():
+    import platform
+
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    result = run_preflight(EXPECT_ARCH=arch, MIN_MEMORY_MIB=256, MIN_DISK_GIB=1)
+    report = k3s_plan.parse_preflight_report(result.stdout)
+    assert {"os", "arch", "systemd", "memory-cgroup", "sudo", "disk", "memory", "gpu", "curl", "result"} <= set(report)
+    assert report["os"][0] == "ok" and report["arch"] == ("ok", arch)
+    assert report["memory"][0] == "ok" and report["disk"][0] == "ok" and report["gpu"][0] == "skip"
+    failed = [k for k, (status, _) in report.items() if status == "fail" and k != "result"]
+    # Exit code and result line agree with the individual checks (this machine may lack systemd).
+    assert (result.returncode == 0) == (not failed) == (report["result"][0] == "ok")
+
+
+def test_preflight_fails_fast_with_actionable_messages():
+    result = run_preflight(EXPECT_ARCH="riscv", MIN_MEMORY_MIB=4_000_000, MIN_DISK_GIB=1_000_000, GPU="jetson")
+    report = k3s_plan.parse_preflight_report(result.stdout)
+    assert result.returncode == 1 and report["result"][0] == "fail"
+    assert "config says arch: riscv" in report["arch"][1]
+    assert "preflight.minMemoryMiB" in report["memory"][1] and "preflight.minDiskGiB" in report["disk"][1]
+    assert report["gpu"][0] == "fail" and "gpu: jetson" in report["gpu"][1]
+    assert "preflight failed" in result.stderr
