@@ -1,0 +1,209 @@
+"""The K3s layer as the engine sees it: the whole __main__ per stack under mocks."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests import harness
+
+COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
+
+
+def commands(run):
+    return [r for r in run.registrations if r.type in COMMAND_TYPES]
+
+
+def install(run, node):
+    return run.get(f"k3s-{node}-install")
+
+
+EXPECTED_NODES = {
+    "dev": {"dev": "server"},
+    "edge": {"edge-1": "server"},
+    "cloud": {"server-1": "server", "server-2": "server", "server-3": "server", "agent-1": "agent", "gpu-1": "agent"},
+}
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_each_stack_has_its_nodes_and_roles(runs, stack):
+    run = runs[stack]
+    nodes = {r.name.removeprefix("k3s-"): r for r in run.by_type("kubeflow-k3s:k3s:Node")}
+    assert set(nodes) == set(EXPECTED_NODES[stack])
+    for name, role in EXPECTED_NODES[stack].items():
+        config = yaml.safe_load(install(run, name).inputs["stdin"])
+        assert config["node-name"] == name
+        assert ("tls-san" in config) == (role == "server")
+        assert f"\nROLE={role}\n" in install(run, name).inputs["create"]
+
+
+def test_dev_runs_locally_and_ssh_stacks_over_ssh(runs):
+    assert {r.type for r in commands(runs["dev"])} == {"command:local:Command"}
+    for stack in ("edge", "cloud"):
+        assert {r.type for r in commands(runs[stack])} == {"command:remote:Command"}
+
+
+def test_join_order_in_the_graph(runs):
+    run = runs["cloud"]
+    assert run.depends_on("k3s-server-2-install", "k3s-server-1-install")
+    assert run.depends_on("k3s-server-3-install", "k3s-server-2-install")
+    for agent in ("agent-1", "gpu-1"):
+        assert run.depends_on(f"k3s-{agent}-install", "k3s-server-1-install")
+        # agents join in parallel once the first server is up: they don't wait for the other servers
+        assert not run.depends_on(f"k3s-{agent}-install", "k3s-server-2-install")
+        assert not run.depends_on(f"k3s-{agent}-install", "k3s-server-3-install")
+    assert not run.depends_on("k3s-agent-1-install", "k3s-gpu-1-install")
+    assert not run.depends_on("k3s-gpu-1-install", "k3s-agent-1-install")
+
+
+def test_cluster_init_only_on_the_first_ha_server(runs):
+    run = runs["cloud"]
+    configs = {n: yaml.safe_load(install(run, n).inputs["stdin"]) for n in EXPECTED_NODES["cloud"]}
+    assert [n for n, c in configs.items() if c.get("cluster-init")] == ["server-1"]
+    assert {c["server"] for n, c in configs.items() if n != "server-1"} == {"https://192.0.2.11:6443"}
+    assert len({c["token"] for c in configs.values()}) == 1
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_each_node_runs_preflight_then_prepare_then_install(runs, stack):
+    run = runs[stack]
+    for node in EXPECTED_NODES[stack]:
+        assert run.depends_on(f"k3s-{node}-prepare", f"k3s-{node}-preflight")
+        assert run.depends_on(f"k3s-{node}-install", f"k3s-{node}-prepare")
+        for step in ("preflight", "prepare", "install"):
+            assert run.ancestors(f"k3s-{node}-{step}")[:2] == [f"k3s-{node}", "k3s"]
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_readiness_and_kubeconfig(runs, stack):
+    run = runs[stack]
+    for node in EXPECTED_NODES[stack]:
+        assert run.depends_on("k3s-nodes-ready", f"k3s-{node}-install")
+    read = run.get("k3s-kubeconfig")
+    assert read.inputs["logging"] == "none"
+    assert {"stdout", "stderr"} <= set(read.additional_secret_outputs)
+    assert run.depends_on("k3s-kubeconfig", f"k3s-{next(iter(EXPECTED_NODES[stack]))}-install")
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_provider_from_the_rewritten_kubeconfig(runs, stack):
+    run = runs[stack]
+    provider = run.get("k3s-k8s", "pulumi:providers:kubernetes")
+    assert harness.is_secret(provider.raw_inputs["kubeconfig"])
+    kubeconfig = yaml.safe_load(provider.inputs["kubeconfig"])
+    endpoint = {"dev": "127.0.0.1", "edge": "192.0.2.40", "cloud": "k8s.example.com"}[stack]
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://{endpoint}:6443"
+    assert kubeconfig["current-context"] == f"kubeflow-k3s-{stack}"
+    assert provider.inputs["clusterIdentifier"] == f"kubeflow-k3s-{stack}"
+    assert provider.inputs["deleteUnreachable"] == "true"
+    assert run.depends_on("k3s-k8s", "k3s-kubeconfig")
+    assert run.exports["kubeconfig"] == provider.inputs["kubeconfig"] and run.secret_exports["kubeconfig"]
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_install_lifecycle_options(runs, stack):
+    for node in EXPECTED_NODES[stack]:
+        reg = install(runs[stack], node)
+        assert reg.delete_before_replace, "the old uninstall must run before the new install"
+        assert reg.inputs["triggers"] == [EXPECTED_NODES[stack][node], "local" if stack == "dev" else reg.inputs["connection"]["host"]]
+        assert "kubeflow-k3s: uninstall.sh" in reg.inputs["delete"]
+        assert "UPGRADE=false" in reg.inputs["create"] and "UPGRADE=true" in reg.inputs["update"]
+        assert reg.custom_timeouts["create"] and reg.custom_timeouts["delete"]
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_token_and_config_travel_only_as_secrets(runs, stack):
+    run = runs[stack]
+    token = yaml.safe_load(install(run, next(iter(EXPECTED_NODES[stack]))).inputs["stdin"])["token"]
+    assert token.startswith(harness.GENERATED_PREFIX)
+    for reg in run.registrations:
+        if reg.type in COMMAND_TYPES and "stdin" in reg.raw_inputs:
+            assert harness.is_secret(reg.raw_inputs["stdin"]), reg.name
+        for text in harness.strings_outside_secrets(reg.raw_inputs):
+            assert token not in text, f"token in plain input of {reg.name}"
+            assert "FAKE-SSH-KEY" not in text, f"SSH key in plain input of {reg.name}"
+    for key, value in run.exports.items():
+        if not run.secret_exports[key]:
+            assert token not in str(value) and "client-key-data" not in str(value), key
+
+
+def test_a_configured_token_is_used_instead_of_a_generated_one():
+    run = harness.run_stack("edge", secrets={"sshPrivateKey": "k", "k3sToken": harness.FAKE_SECRETS["k3sToken"]})
+    assert not run.by_type("random:index/randomPassword:RandomPassword")
+    config = yaml.safe_load(run.get("k3s-edge-1-install").inputs["stdin"])
+    assert config["token"] == harness.FAKE_SECRETS["k3sToken"]
+    for reg in run.registrations:
+        assert not any(harness.FAKE_SECRETS["k3sToken"] in t for t in harness.strings_outside_secrets(reg.raw_inputs))
+
+
+@pytest.mark.parametrize("stack", ["edge", "cloud"])
+def test_ssh_connections(runs, stack):
+    for reg in commands(runs[stack]):
+        assert reg.inputs["addPreviousOutputInEnv"] is False  # would need sshd AcceptEnv
+        assert "environment" not in reg.inputs
+        conn = reg.inputs["connection"]
+        assert conn["user"] == "ubuntu" and conn["dialErrorLimit"] == 20
+        assert harness.is_secret(reg.raw_inputs["connection"])
+        assert reg.inputs["create"].startswith("/bin/sh -c ")
+    cloud_conn = runs["cloud"].get("k3s-server-2-install").inputs["connection"]
+    assert cloud_conn["hostKey"].startswith("ssh-ed25519 ") and cloud_conn["proxy"]["host"] == "198.51.100.10"
+    assert cloud_conn["proxy"]["hostKey"].startswith("ssh-ed25519 ")
+
+
+def test_missing_ssh_key_fails_before_any_resource():
+    from stacks.settings import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        harness.run_stack("edge", secrets={})
+    assert "sshPrivateKey" in str(err.value)
+    assert [r.type for r in err.value.recorded] == ["pulumi:pulumi:Stack"]
+
+
+def test_invalid_stack_config_fails_before_any_resource():
+    from stacks.settings import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        harness.run_stack("cloud", overrides={"k3s": {"version": "latest"}})
+    assert "kubeflow-k3s:k3s.version" in str(err.value)
+    assert [r.type for r in err.value.recorded] == ["pulumi:pulumi:Stack"]
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_every_component_registers_outputs_and_parents_its_children(runs, stack):
+    run = runs[stack]
+    components = [r for r in run.registrations if not r.custom and r.type != "pulumi:pulumi:Stack" and not r.remote]
+    assert components
+    for comp in components:
+        assert comp.urn in run.component_outputs, f"{comp.type} {comp.name} did not call register_outputs"
+    stack_urn = run.by_type("pulumi:pulumi:Stack")[0].urn
+    for reg in run.registrations:
+        if reg.custom and not reg.type.startswith("pulumi:providers:"):
+            assert reg.parent != stack_urn, f"{reg.type} {reg.name} is not inside a component"
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_every_kubernetes_resource_uses_the_cluster_provider(runs, stack):
+    run = runs[stack]
+    provider = run.get("k3s-k8s", "pulumi:providers:kubernetes")
+    for reg in run.registrations:
+        if reg.type.startswith("kubernetes:"):
+            assert reg.provider.startswith(provider.urn), f"{reg.type} {reg.name} uses {reg.provider!r}"
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_two_runs_give_identical_inputs(stack):
+    def snapshot(run):
+        return sorted(
+            (r.type, r.name, repr(r.inputs), r.parent, tuple(sorted(r.dependencies)), r.deleted_with)
+            for r in run.registrations
+        )
+
+    assert snapshot(harness.run_stack(stack)) == snapshot(harness.run_stack(stack))
+
+
+def test_warning_for_unpinned_host_key_reaches_the_log(caplog):
+    harness.run_stack("edge")
+    assert any("nodes[0].hostKey is not set" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    harness.run_stack("cloud")
+    assert not any("hostKey is not set" in r.getMessage() for r in caplog.records)
