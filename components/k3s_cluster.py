@@ -30,6 +30,8 @@ class K3sNode(pulumi.ComponentResource):
     """One host: preflight, preparation, K3s install. `install` is what later steps wait for."""
 
     install: pulumi.CustomResource
+    # What the cluster's readiness wait depends on: the install, or for agents the teardown command.
+    joined: pulumi.CustomResource
     preflight_report: pulumi.Output[str]
 
     def __init__(
@@ -40,8 +42,11 @@ class K3sNode(pulumi.ComponentResource):
         shell: NodeShell,
         token: pulumi.Output[str],
         after: Sequence[pulumi.Resource],
+        servers: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """`after`: what the install waits for. `servers`: for an agent, every server's install; its
+        uninstall then runs before any server's on destroy, while the join still waits only for `after`."""
         super().__init__("kubeflow-k3s:k3s:Node", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -65,15 +70,17 @@ class K3sNode(pulumi.ComponentResource):
             token.apply(lambda t: k3s_plan.render_config(k3s_plan.node_config(settings, node, t)))
         )
         uninstall = scripts.render("uninstall.sh", {"NODE_NAME": node.name, "ROLE": node.role})
+        # A new role or host is a different install: uninstall the old one first (never after).
+        # Version and config changes are updates: install.sh re-runs in place and restarts K3s.
+        identity = [node.role, node.host or "local"]
         self.install = shell.command(
             f"{name}-install",
             scripts.render("install.sh", k3s_plan.install_params(settings, node, upgrade=False)),
             update=scripts.render("install.sh", k3s_plan.install_params(settings, node, upgrade=True)),
-            delete=uninstall,
+            # An agent's uninstall lives on its teardown command below, which waits for every server.
+            delete=uninstall if node.is_server else None,
             stdin=config,
-            # A new role or host is a different install: uninstall the old one first (never after).
-            # Version and config changes are updates: install.sh re-runs in place and restarts K3s.
-            triggers=[node.role, node.host or "local"],
+            triggers=identity,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[*staged, *after],
@@ -81,6 +88,24 @@ class K3sNode(pulumi.ComponentResource):
                 custom_timeouts=INSTALL_TIMEOUTS,
             ),
         )
+        self.joined = self.install
+        if not node.is_server:
+            # Pulumi deletes a resource only after everything that depends on it. An agent joins as soon
+            # as the first server is up, but this command depends on *all* servers, so on destroy every
+            # agent is uninstalled before any server. Same identity triggers: a replaced agent install
+            # replaces this too, and delete-before-replace runs the old uninstall first.
+            self.joined = shell.command(
+                f"{name}-teardown",
+                scripts.render("joined.sh", {"NODE_NAME": node.name}),
+                delete=uninstall,
+                triggers=identity,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[self.install, *servers],
+                    delete_before_replace=True,
+                    custom_timeouts=INSTALL_TIMEOUTS,
+                ),
+            )
         self.preflight_report = preflight.stdout
         self.register_outputs({"preflightReport": preflight.stdout, "role": node.role})
 
@@ -153,12 +178,14 @@ class K3sCluster(pulumi.ComponentResource):
             self.nodes[server.name] = node
             previous = [node.install]
         first = self.nodes[settings.first_server.name]
+        server_installs = [n.install for n in self.nodes.values()]
         for agent in settings.agents:  # in parallel, once the first server is up
             self.nodes[agent.name] = K3sNode(f"{name}-{agent.name}", settings, agent, shells[agent.name], token,
-                                             [first.install], opts=pulumi.ResourceOptions(parent=self))
+                                             [first.install], servers=server_installs,
+                                             opts=pulumi.ResourceOptions(parent=self))
 
         first_shell = shells[settings.first_server.name]
-        installs = [n.install for n in self.nodes.values()]
+        installs = [n.joined for n in self.nodes.values()]
         self.ready = first_shell.command(
             f"{name}-nodes-ready",
             scripts.render(

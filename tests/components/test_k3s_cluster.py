@@ -100,15 +100,47 @@ def test_provider_from_the_rewritten_kubeconfig(runs, stack):
     assert run.exports["kubeconfig"] == provider.inputs["kubeconfig"] and run.secret_exports["kubeconfig"]
 
 
+def uninstaller(run, node, role):
+    """The command whose delete uninstalls K3s from `node`."""
+    return run.get(f"k3s-{node}-install" if role == "server" else f"k3s-{node}-teardown")
+
+
 @pytest.mark.parametrize("stack", harness.STACKS)
 def test_install_lifecycle_options(runs, stack):
-    for node in EXPECTED_NODES[stack]:
-        reg = install(runs[stack], node)
+    run = runs[stack]
+    for node, role in EXPECTED_NODES[stack].items():
+        reg = install(run, node)
         assert reg.delete_before_replace, "the old uninstall must run before the new install"
-        assert reg.inputs["triggers"] == [EXPECTED_NODES[stack][node], "local" if stack == "dev" else reg.inputs["connection"]["host"]]
-        assert "kubeflow-k3s: uninstall.sh" in reg.inputs["delete"]
+        identity = [role, "local" if stack == "dev" else reg.inputs["connection"]["host"]]
+        assert reg.inputs["triggers"] == identity
         assert "UPGRADE=false" in reg.inputs["create"] and "UPGRADE=true" in reg.inputs["update"]
         assert reg.custom_timeouts["create"] and reg.custom_timeouts["delete"]
+        remover = uninstaller(run, node, role)
+        assert f"\nROLE={role}\n" in remover.inputs["delete"] and "kubeflow-k3s: uninstall.sh" in remover.inputs["delete"]
+        assert remover.delete_before_replace and remover.inputs["triggers"] == identity
+        assert run.depends_on("k3s-nodes-ready", remover.name)
+        if role == "agent":
+            assert "delete" not in reg.inputs or not reg.inputs["delete"]
+
+
+def test_destroy_uninstalls_agents_before_any_server(runs):
+    # Pulumi deletes a resource only after everything that depends on it: each agent's uninstall waits
+    # for every server, and the servers' uninstalls run in reverse join order.
+    run = runs["cloud"]
+    servers = [n for n, r in EXPECTED_NODES["cloud"].items() if r == "server"]
+    for agent in (n for n, r in EXPECTED_NODES["cloud"].items() if r == "agent"):
+        for server in servers:
+            assert run.depends_on(f"k3s-{agent}-teardown", f"k3s-{server}-install")
+    assert run.depends_on("k3s-server-3-install", "k3s-server-2-install")
+    assert run.depends_on("k3s-server-2-install", "k3s-server-1-install")
+
+
+def test_prepare_files_are_removed_on_destroy(runs):
+    reg = runs["edge"].get("k3s-edge-1-prepare")
+    assert "/etc/sysctl.d/90-kubeflow-k3s.conf" in reg.inputs["create"]
+    assert "kubeflow-k3s: unprepare.sh" in reg.inputs["delete"]
+    assert "SYSCTL_FILE=/etc/sysctl.d/90-kubeflow-k3s.conf" in reg.inputs["delete"]
+    assert "MODULES_FILE=/etc/modules-load.d/kubeflow-k3s.conf" in reg.inputs["delete"]
 
 
 @pytest.mark.parametrize("stack", harness.STACKS)
