@@ -81,6 +81,17 @@ def unwrap(value: Any) -> Any:
     return value
 
 
+def script(text: str | None) -> str:
+    """The script inside a command text: remote commands are `/bin/sh -c '<script>'`."""
+    if not text:
+        return ""
+    if text.startswith("/bin/sh -c "):
+        import shlex
+
+        return shlex.split(text)[2]
+    return text
+
+
 def is_secret(value: Any) -> bool:
     return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_MARK
 

@@ -239,3 +239,36 @@ def test_warning_for_unpinned_host_key_reaches_the_log(caplog):
     caplog.clear()
     harness.run_stack("cloud")
     assert not any("hostKey is not set" in r.getMessage() for r in caplog.records)
+
+
+AIRGAP = {
+    "binary": "./airgap/k3s-arm64",
+    "images": "./airgap/k3s-airgap-images-arm64.tar.zst",
+    "installScript": "./airgap/install.sh",
+    "registries": "./airgap/registries.yaml",
+}
+
+
+def test_airgapped_edge_copies_files_and_installs_without_downloads():
+    run = harness.run_stack("edge", overrides={"k3s": {"airgap": AIRGAP}})
+    copies = {r.name: r for r in run.by_type("command:remote:CopyToRemote")}
+    assert {c.inputs["remotePath"] for c in copies.values()} == {
+        "/var/tmp/kubeflow-k3s/k3s",
+        "/var/tmp/kubeflow-k3s/k3s-airgap-images-arm64.tar.zst",
+        "/var/tmp/kubeflow-k3s/install.sh",
+        "/var/tmp/kubeflow-k3s/registries.yaml",
+    }
+    inst = run.get("k3s-edge-1-install")
+    for name in copies:
+        assert run.depends_on("k3s-edge-1-install", name)
+        assert run.ancestors(name)[0] == "k3s-edge-1"
+    assert "\nINSTALL_URL=''\n" in harness.script(inst.inputs["create"])
+    assert "\nNEED_CURL=false\n" in run.get("k3s-edge-1-preflight").inputs["create"]
+    config = yaml.safe_load(inst.inputs["stdin"])
+    assert config["private-registry"] == "/etc/rancher/k3s/registries.yaml"
+
+
+def test_online_install_fetches_the_pinned_installer(runs):
+    create = runs["edge"].get("k3s-edge-1-install").inputs["create"]
+    assert "raw.githubusercontent.com/k3s-io/k3s/v1.34" in create and "get.k3s.io" not in create
+    assert not runs["edge"].by_type("command:remote:CopyToRemote")

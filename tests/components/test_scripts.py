@@ -100,3 +100,20 @@ def test_preflight_fails_fast_with_actionable_messages():
     assert "preflight.minMemoryMiB" in report["memory"][1] and "preflight.minDiskGiB" in report["disk"][1]
     assert report["gpu"][0] == "fail" and "gpu: jetson" in report["gpu"][1]
     assert "preflight failed" in result.stderr
+
+
+def test_every_command_the_stacks_create_passes_shellcheck(runs):
+    from tests import harness
+
+    texts: dict[str, str] = {}
+    for stack, run in runs.items():
+        for reg in run.registrations:
+            if reg.type in ("command:remote:Command", "command:local:Command"):
+                for key in ("create", "update", "delete"):
+                    text = harness.script(reg.inputs.get(key))
+                    if text:
+                        texts.setdefault(text, f"{stack}:{reg.name}.{key}")
+    assert len(texts) >= 10
+    for text, where in texts.items():
+        result = shellcheck(text if text.startswith("#!") else "#!/bin/sh\n" + text)
+        assert result.returncode == 0, f"{where}:\n{result.stdout}"
