@@ -19,7 +19,7 @@ from pulumi_command import remote
 
 from stacks.settings import Node, Settings
 
-from . import k3s_plan, scripts
+from . import k3s_plan, scripts, storage_plan
 from .connection import NodeShell, node_shell
 from .kubeconfig import rewrite_kubeconfig
 
@@ -55,7 +55,8 @@ class K3sNode(pulumi.ComponentResource):
             scripts.render("preflight.sh", k3s_plan.preflight_params(settings, node)),
             opts=child,
         )
-        prepare_params = k3s_plan.prepare_params(settings, node)
+        # Host packages of the platform layers (Longhorn/NFS), installed only where the stack uses them.
+        prepare_params = k3s_plan.prepare_params(settings, node, **storage_plan.host_requirements(settings, node))
         prepare = shell.command(
             f"{name}-prepare",
             scripts.render("prepare.sh", prepare_params),
@@ -69,7 +70,7 @@ class K3sNode(pulumi.ComponentResource):
         config = pulumi.Output.secret(
             token.apply(lambda t: k3s_plan.render_config(k3s_plan.node_config(settings, node, t)))
         )
-        uninstall = scripts.render("uninstall.sh", {"NODE_NAME": node.name, "ROLE": node.role})
+        uninstall = scripts.render("uninstall.sh", k3s_plan.uninstall_params(node))
         # A new role or host is a different install: uninstall the old one first (never after).
         # Version and config changes are updates: install.sh re-runs in place and restarts K3s.
         identity = [node.role, node.host or "local"]
@@ -208,6 +209,8 @@ class K3sCluster(pulumi.ComponentResource):
         server = k3s_plan.api_url(settings)
         self.kubeconfig = pulumi.Output.secret(read.stdout.apply(lambda text: rewrite_kubeconfig(text, server, context)))
         self.first_install = first.install
+        # For later layers' waits that must run next to K3s (e.g. the GPU toolkit's K3s restart).
+        self.first_shell = first_shell
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,

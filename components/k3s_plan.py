@@ -88,6 +88,10 @@ def node_config(settings: Settings, node: Node, token: str = TOKEN_PLACEHOLDER) 
         cfg["tls-san"] = tls_sans(settings)
         # Istio's ingress gateway takes ports 80/443, so K3s's bundled Traefik is never installed.
         cfg["disable"] = ["traefik"]
+        if settings.storage.default != "local-path":
+            # K3s re-marks its local-path StorageClass default on every start; when another class is
+            # the default, its local-storage add-on is off (components/storage_plan.py).
+            cfg["disable"] = ["local-storage", "traefik"]
         cfg["write-kubeconfig-mode"] = "0600"
         cfg["default-local-storage-path"] = settings.storage.local_path
         if k3s.secrets_encryption:
@@ -123,16 +127,26 @@ def config_digest(settings: Settings, node: Node) -> str:
     return hashlib.sha256(render_config(node_config(settings, node)).encode()).hexdigest()[:16]
 
 
-def prepare_params(settings: Settings, node: Node, packages: list[str] | None = None) -> dict[str, object]:
+def prepare_params(settings: Settings, node: Node, packages: list[str] | None = None,
+                   services: list[str] | None = None, modules: list[str] | None = None) -> dict[str, object]:
+    """`packages`/`services`/`modules`: what a platform layer needs on the host (storage_plan.host_requirements)."""
     sysctls = dict(BASE_SYSCTLS)
     return {
         "NODE_NAME": node.name,
-        "MODULES": " ".join(BASE_MODULES),
+        "MODULES": " ".join([*BASE_MODULES, *(m for m in modules or [] if m not in BASE_MODULES)]),
+        "SERVICES": " ".join(services or []),
         "SYSCTLS": "\n".join(f"{k} = {v}" for k, v in sysctls.items()),
         "SYSCTL_FILE": SYSCTL_FILE,
         "MODULES_FILE": MODULES_FILE,
         "PACKAGES": " ".join(packages or []),
     }
+
+
+BIN_DIR = "/usr/local/bin"  # install.sh's INSTALL_K3S_BIN_DIR default: k3s and its uninstall scripts
+
+
+def uninstall_params(node: Node) -> dict[str, object]:
+    return {"NODE_NAME": node.name, "ROLE": node.role, "BIN_DIR": BIN_DIR}
 
 
 def unprepare_params(node: Node) -> dict[str, object]:

@@ -1,7 +1,8 @@
 # Host preparation, persisted across reboots: kernel modules and sysctls that K3s and Kubeflow need.
 # Parameters: NODE_NAME MODULES (space separated) SYSCTLS (newline separated key=value lines)
 #             SYSCTL_FILE MODULES_FILE PACKAGES (space separated, may be empty)
-: "${MODULES?}" "${SYSCTLS:?}" "${SYSCTL_FILE:?}" "${MODULES_FILE:?}" "${PACKAGES?}"
+#             SERVICES (systemd units to enable and start after the packages, may be empty)
+: "${MODULES?}" "${SYSCTLS:?}" "${SYSCTL_FILE:?}" "${MODULES_FILE:?}" "${PACKAGES?}" "${SERVICES?}"
 if [ -n "$PACKAGES" ]; then
   # shellcheck disable=SC2086 # PACKAGES is a word list on purpose
   if command -v apt-get >/dev/null 2>&1; then
@@ -13,6 +14,9 @@ if [ -n "$PACKAGES" ]; then
     fail "cannot install host packages ($PACKAGES): neither apt-get nor dnf found"
   fi
 fi
+for service in $SERVICES; do
+  as_root systemctl enable --now "$service" >/dev/null 2>&1 || fail "cannot enable and start $service"
+done
 # shellcheck disable=SC2086 # MODULES is a word list on purpose
 printf '%s\n' $MODULES | as_root tee "$MODULES_FILE" >/dev/null
 for module in $MODULES; do

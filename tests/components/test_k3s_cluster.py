@@ -272,3 +272,17 @@ def test_online_install_fetches_the_pinned_installer(runs):
     create = runs["edge"].get("k3s-edge-1-install").inputs["create"]
     assert "raw.githubusercontent.com/k3s-io/k3s/v1.34" in create and "get.k3s.io" not in create
     assert not runs["edge"].by_type("command:remote:CopyToRemote")
+
+
+def test_default_kubernetes_provider_is_disabled():
+    project = yaml.safe_load((harness.ROOT / "Pulumi.yaml").read_text())
+    assert project["config"]["pulumi:disable-default-providers"]["value"] == ["kubernetes"]
+    assert project["runtime"]["options"]["virtualenv"] == "venv"
+
+
+def test_config_errors_print_without_a_traceback():
+    from pulumi.errors import RunError
+
+    from stacks.settings import ConfigError
+
+    assert issubclass(ConfigError, RunError)

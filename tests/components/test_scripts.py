@@ -30,7 +30,7 @@ def all_rendered_scripts():
             yield f"{stack}/{node.name}/unprepare", scripts.render("unprepare.sh", k3s_plan.unprepare_params(node))
             for upgrade in (False, True):
                 yield f"{stack}/{node.name}/install-{upgrade}", scripts.render("install.sh", k3s_plan.install_params(s, node, upgrade))
-            yield f"{stack}/{node.name}/uninstall", scripts.render("uninstall.sh", {"NODE_NAME": node.name, "ROLE": node.role})
+            yield f"{stack}/{node.name}/uninstall", scripts.render("uninstall.sh", k3s_plan.uninstall_params(node))
         yield f"{stack}/joined", scripts.render("joined.sh", {"NODE_NAME": "agent-1"})
         yield f"{stack}/ready", scripts.render("wait-ready.sh", {"NODE_NAME": "x", "NODES": "a b", "WAIT_SECONDS": 60})
         yield f"{stack}/kubeconfig", scripts.render("read-kubeconfig.sh", {"NODE_NAME": "x"})
@@ -117,3 +117,28 @@ def test_every_command_the_stacks_create_passes_shellcheck(runs):
     for text, where in texts.items():
         result = shellcheck(text if text.startswith("#!") else "#!/bin/sh\n" + text)
         assert result.returncode == 0, f"{where}:\n{result.stdout}"
+
+
+@pytest.mark.parametrize("role,script", [("server", "k3s-uninstall.sh"), ("agent", "k3s-agent-uninstall.sh")])
+def test_uninstall_runs_k3s_own_script_and_tolerates_k3s_being_gone(tmp_path, role, script):
+    marker = tmp_path / "ran"
+    fake = tmp_path / script
+    fake.write_text(f"#!/bin/sh\necho {role} > {marker}\n")
+    fake.chmod(0o755)
+    text = scripts.render("uninstall.sh", {"NODE_NAME": "n1", "ROLE": role, "BIN_DIR": str(tmp_path)})
+    first = subprocess.run(["sh", "-c", text], capture_output=True, text=True)
+    assert first.returncode == 0 and marker.read_text() == f"{role}\n"
+    fake.unlink()  # K3s already gone (a second destroy, or a wiped host)
+    again = subprocess.run(["sh", "-c", text], capture_output=True, text=True)
+    assert again.returncode == 0 and "nothing to uninstall" in again.stderr
+
+
+def test_bounded_wait_says_what_timed_out_and_what_to_check():
+    text = scripts.render("read-kubeconfig.sh", {"NODE_NAME": "n1"}).replace(
+        "as_root cat /etc/rancher/k3s/k3s.yaml", 'wait_until 0 "the K3s API" "journalctl -u k3s" false'
+    )
+    result = subprocess.run(["sh", "-c", text], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "timed out after 0s waiting for the K3s API. Check: journalctl -u k3s" in result.stderr
+    ok = subprocess.run(["sh", "-c", text.replace(" false\n", " true\n")], capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0
