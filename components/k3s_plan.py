@@ -31,6 +31,17 @@ BASE_SYSCTLS = {
     "net.bridge.bridge-nf-call-ip6tables": "1",
 }
 BASE_MODULES = ("overlay", "br_netfilter")
+# The kernel tunables kubelet expects (setupKernelTunables). Written on every node so that K3s's
+# `protect-kernel-defaults` (on by default on cloud) can be switched on: kubelet then verifies these
+# values instead of changing them, and refuses to start when they differ.
+KERNEL_DEFAULTS = {
+    "vm.overcommit_memory": "1",
+    "vm.panic_on_oom": "0",
+    "kernel.panic": "10",
+    "kernel.panic_on_oops": "1",
+    "kernel.keys.root_maxkeys": "1000000",
+    "kernel.keys.root_maxbytes": "25000000",
+}
 
 
 def server_url(settings: Settings) -> str:
@@ -96,10 +107,18 @@ def node_config(settings: Settings, node: Node, token: str = TOKEN_PLACEHOLDER) 
         cfg["default-local-storage-path"] = settings.storage.local_path
         if k3s.secrets_encryption:
             cfg["secrets-encryption"] = True
+        if settings.profile == "cloud":
+            # Refuse to add certificate SANs for names a client merely asks for (K3s default, made explicit),
+            # and advertise the API to cluster members on the node's private address only.
+            cfg["tls-san-security"] = True
+            if node.internal_address:
+                cfg["advertise-address"] = node.internal_address
     else:
         cfg["server"] = server_url(settings)
     if node.internal_address:
         cfg["node-ip"] = node.internal_address
+    if k3s.protect_kernel_defaults:
+        cfg["protect-kernel-defaults"] = True
     labels = node_labels(settings, node)
     if labels:
         cfg["node-label"] = labels
@@ -130,7 +149,7 @@ def config_digest(settings: Settings, node: Node) -> str:
 def prepare_params(settings: Settings, node: Node, packages: list[str] | None = None,
                    services: list[str] | None = None, modules: list[str] | None = None) -> dict[str, object]:
     """`packages`/`services`/`modules`: what a platform layer needs on the host (storage_plan.host_requirements)."""
-    sysctls = dict(BASE_SYSCTLS)
+    sysctls = {**BASE_SYSCTLS, **KERNEL_DEFAULTS}
     return {
         "NODE_NAME": node.name,
         "MODULES": " ".join([*BASE_MODULES, *(m for m in modules or [] if m not in BASE_MODULES)]),

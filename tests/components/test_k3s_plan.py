@@ -53,7 +53,7 @@ def test_laptop_has_no_secrets_encryption_by_default(dev):
 
 def test_agents_only_get_agent_keys(cloud):
     cfg = k3s_plan.node_config(cloud, cloud.node("agent-1"), "T")
-    assert set(cfg) == {"token", "node-name", "server"}
+    assert set(cfg) == {"token", "node-name", "server", "protect-kernel-defaults"}
     assert cfg["server"] == "https://192.0.2.11:6443"
 
 
@@ -139,3 +139,37 @@ def test_preflight_report_parser():
         k3s_plan.parse_preflight_report("os ok ubuntu\n")
     with pytest.raises(ValueError):
         k3s_plan.parse_preflight_report("os\tok\tubuntu\n")
+
+
+def test_cloud_hardening_in_config(cloud, dev):
+    server = k3s_plan.node_config(cloud, cloud.node("server-1"))
+    assert server["protect-kernel-defaults"] is True and server["tls-san-security"] is True
+    assert server["write-kubeconfig-mode"] == "0600" and server["secrets-encryption"] is True
+    laptop = k3s_plan.node_config(dev, dev.nodes[0])
+    assert "protect-kernel-defaults" not in laptop and "tls-san-security" not in laptop
+
+
+def test_cloud_advertises_the_api_on_the_internal_address():
+    raw = stack_raw("cloud")
+    raw["nodes"][0]["internalAddress"] = "10.0.0.11"
+    s = parse_settings(raw, "cloud")
+    cfg = k3s_plan.node_config(s, s.node("server-1"))
+    assert cfg["advertise-address"] == "10.0.0.11" and cfg["node-ip"] == "10.0.0.11"
+    assert "10.0.0.11" in cfg["tls-san"]
+    assert k3s_plan.node_config(s, s.node("agent-1"))["server"] == "https://10.0.0.11:6443"
+
+
+def test_prepare_writes_the_kernel_tunables_protect_kernel_defaults_expects(dev):
+    sysctls = dict(
+        line.split(" = ") for line in k3s_plan.prepare_params(dev, dev.nodes[0])["SYSCTLS"].splitlines()
+    )
+    for key, value in {"vm.overcommit_memory": "1", "vm.panic_on_oom": "0", "kernel.panic": "10",
+                       "kernel.panic_on_oops": "1"}.items():
+        assert sysctls[key] == value
+
+
+def test_protect_kernel_defaults_can_be_switched_on_anywhere(dev):
+    raw = stack_raw("dev")
+    raw["k3s"] = {"protectKernelDefaults": True}
+    s = parse_settings(raw, "dev")
+    assert k3s_plan.node_config(s, s.nodes[0])["protect-kernel-defaults"] is True
