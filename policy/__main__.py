@@ -1,0 +1,92 @@
+"""The kubeflow-k3s policy pack: adapts the engine's arguments to the plain validators in validators.py.
+
+Every policy is mandatory. Policy config (`pulumi preview --policy-pack-config`): `cloudStacks`, the stack
+names the cloud-only rules apply to (default ["cloud"]).
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from pulumi_policy import (  # noqa: E402
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyPack,
+    ResourceValidationPolicy,
+    StackValidationPolicy,
+)
+
+import validators as v  # noqa: E402
+
+CLOUD_SCHEMA = PolicyConfigSchema(
+    properties={"cloudStacks": {"type": "array", "items": {"type": "string"}, "default": ["cloud"]}}
+)
+
+
+def _cloud(args) -> bool:
+    stacks = args.get_config().get("cloudStacks") or ["cloud"]
+    urn = args.urn if hasattr(args, "urn") else next((r.urn for r in args.resources), "")
+    return v.is_cloud(urn, stacks)
+
+
+def _report(messages, report_violation, urn=None):
+    for message in messages:
+        report_violation(message, urn) if urn else report_violation(message)
+
+
+def pinned(args, report_violation):
+    _report(v.pinned_source_violations(args.resource_type, args.props), report_violation)
+
+
+def exposure(args, report_violation):
+    resources = [v.Resource(r.resource_type, r.name, r.props) for r in args.resources]
+    _report(v.exposure_violations(resources, _cloud(args)), report_violation)
+
+
+def secrets(args, report_violation):
+    outputs = args.opts.additional_secret_outputs if args.opts else []
+    _report(v.secret_violations(args.resource_type, args.props, outputs), report_violation)
+
+
+def gpu_taint(args, report_violation):
+    _report(v.gpu_taint_violations(args.resource_type, args.props, _cloud(args)), report_violation)
+
+
+def default_credentials(args, report_violation):
+    _report(v.default_credential_violations(args.resource_type, args.props), report_violation)
+
+
+PolicyPack(
+    name="kubeflow-k3s",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    policies=[
+        ResourceValidationPolicy(
+            name="pinned-sources",
+            description="Every Helm release has an exact chart version; every manifest source an exact tag or commit.",
+            validate=pinned,
+        ),
+        StackValidationPolicy(
+            name="tls-on-cloud",
+            description="On cloud: every gateway terminates TLS, and no LoadBalancer exists without a TLS gateway.",
+            validate=exposure,
+            config_schema=CLOUD_SCHEMA,
+        ),
+        ResourceValidationPolicy(
+            name="secrets-stay-secret",
+            description="No credential in command text or ConfigMaps; commands that print credentials keep their output secret.",
+            validate=secrets,
+        ),
+        ResourceValidationPolicy(
+            name="gpu-nodes-tainted-on-cloud",
+            description="On cloud, every GPU node carries an nvidia.com/gpu NoSchedule taint.",
+            validate=gpu_taint,
+            config_schema=CLOUD_SCHEMA,
+        ),
+        ResourceValidationPolicy(
+            name="no-kubeflow-default-credentials",
+            description="Kubeflow's example user, password, OIDC client secret and profile are never deployed.",
+            validate=default_credentials,
+        ),
+    ],
+)
