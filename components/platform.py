@@ -9,7 +9,7 @@ import pulumi
 from stacks.config import Secrets
 from stacks.settings import Settings
 
-from . import k3s_plan
+from . import k3s_plan, platform_layers
 from .k3s_cluster import K3sCluster
 
 
@@ -33,7 +33,9 @@ class Platform:
 def build(settings: Settings, secrets: Secrets) -> Platform:
     for warning in settings.warnings():
         pulumi.log.warn(warning)
+    platform_layers.validate(settings)
     cluster = K3sCluster("k3s", settings, secrets.ssh_private_key, secrets.k3s_token)
+    layers = platform_layers.build_layers(settings, cluster)
     outputs: dict[str, object] = {
         "kubeconfig": cluster.kubeconfig,
         "apiEndpoint": k3s_plan.api_url(settings),
@@ -41,4 +43,7 @@ def build(settings: Settings, secrets: Secrets) -> Platform:
         "profile": settings.profile,
         "nodes": {n.name: {"role": n.role, "host": n.host or "local", "gpu": n.gpu} for n in settings.nodes},
     }
-    return Platform(cluster=cluster, outputs=outputs)
+    outputs["defaultStorageClass"] = layers.storage.default_class
+    outputs["gatewayTlsSecret"] = f"{layers.istio.namespace}/{layers.istio.tls_secret_name}"
+    return Platform(cluster=cluster, outputs=outputs, storage=layers.storage, cert_manager=layers.cert_manager,
+                    istio=layers.istio, gpu=layers.gpu)

@@ -141,7 +141,8 @@ class PreflightSettings:
 
 @dataclass(frozen=True)
 class LonghornSettings:
-    replicas: int = 3
+    # None: Longhorn's default of 3, capped at the nodes that can hold a replica (components/storage_plan.py).
+    replicas: int | None = None
 
 
 @dataclass(frozen=True)
@@ -581,7 +582,7 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
     default_class = r.choice(std, "default", "storage.default", STORAGE_CLASSES, prof.storage)
     if std.get("longhorn") is not None or default_class == "longhorn":
         ld = r.obj(std.get("longhorn"), "storage.longhorn", {"replicas"})
-        longhorn = LonghornSettings(replicas=r.integer(ld, "replicas", "storage.longhorn.replicas", 3, 1, 10))
+        longhorn = LonghornSettings(replicas=r.integer(ld, "replicas", "storage.longhorn.replicas", None, 1, 10))
     nfs = None
     if std.get("nfs") is not None:
         nd = r.obj(std["nfs"], "storage.nfs", {"server", "path"})

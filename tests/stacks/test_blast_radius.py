@@ -134,7 +134,9 @@ def component_words(key: str) -> tuple[str, ...]:
 
 
 def kubeflow_present(run: harness.Run) -> bool:
-    return any("kubeflow" in r.type.lower() and not r.custom and ":k3s:" not in r.type for r in run.registrations) or any(
+    # The project's own type prefix is kubeflow-k3s: the K3s and platform layers (issue 3) are not Kubeflow.
+    return any("kubeflow" in r.type.lower() and not r.custom and ":k3s:" not in r.type and ":platform:" not in r.type
+               for r in run.registrations) or any(
         r.type.startswith("kubernetes:kustomize") for r in run.registrations
     )
 

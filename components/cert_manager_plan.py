@@ -1,0 +1,79 @@
+"""Pure planning for cert-manager: chart values and the ClusterIssuers of a stack.
+
+Issuers:
+- `selfsigned` and `kubeflow-k3s-ca` (a CA whose root is issued by `selfsigned`) on every stack: the CA
+  signs the gateway certificate on laptop and edge, and is there for in-cluster certificates anywhere.
+- `letsencrypt` when `tls.issuer: letsencrypt` (cloud default; validation requires `tls.email` and a
+  public `tls.host`): ACME HTTP-01, answered through the Istio ingress gateway, which serves Kubernetes
+  Ingresses of class `istio` (istio_plan.INGRESS_CLASS).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stacks.settings import Settings
+
+NAMESPACE = "cert-manager"
+SELFSIGNED_ISSUER = "selfsigned"
+CA_ISSUER = "kubeflow-k3s-ca"
+CA_SECRET = "kubeflow-k3s-ca"  # in NAMESPACE: a CA ClusterIssuer reads its key from the cluster resource namespace
+ACME_ISSUER = "letsencrypt"
+ACME_SERVER = "https://acme-v02.api.letsencrypt.org/directory"
+ACME_ACCOUNT_SECRET = "letsencrypt-account-key"
+CA_DURATION = "87600h"  # ten years: the CA's root is trusted by hand, so it should rarely change
+
+
+def values(settings: Settings) -> dict[str, Any]:
+    vals: dict[str, Any] = {
+        # The chart installs and upgrades the CRDs; `keep` leaves them (and every Certificate) on uninstall.
+        "crds": {"enabled": True, "keep": True},
+        # The post-install hook job succeeds only once the webhook admits a dry-run Issuer: the release
+        # finishing means Issuers and Certificates can be created (cert-manager#5004 for the race).
+        "startupapicheck": {"enabled": True, "timeout": "5m"},
+        # Secrets of deleted Certificates go with them instead of lingering.
+        "enableCertificateOwnerRef": True,
+    }
+    if settings.profile == "cloud" and len(settings.nodes) > 1:
+        # Several nodes: a webhook outage blocks every Certificate write, so keep two of it.
+        vals["webhook"] = {"replicaCount": 2, "podDisruptionBudget": {"enabled": True, "minAvailable": 1}}
+    return vals
+
+
+def acme_enabled(settings: Settings) -> bool:
+    return settings.tls.issuer == "letsencrypt" and bool(settings.tls.email)
+
+
+def gateway_issuer(settings: Settings) -> str:
+    """The ClusterIssuer that signs the ingress gateway's certificate."""
+    return ACME_ISSUER if acme_enabled(settings) else CA_ISSUER
+
+
+def cluster_issuers(settings: Settings, ingress_class: str) -> dict[str, dict[str, Any]]:
+    """{name: spec} of the ClusterIssuers, in creation order (the CA needs its root certificate first)."""
+    issuers: dict[str, dict[str, Any]] = {
+        SELFSIGNED_ISSUER: {"selfSigned": {}},
+        CA_ISSUER: {"ca": {"secretName": CA_SECRET}},
+    }
+    if acme_enabled(settings):
+        issuers[ACME_ISSUER] = {
+            "acme": {
+                "server": ACME_SERVER,
+                "email": settings.tls.email,
+                "privateKeySecretRef": {"name": ACME_ACCOUNT_SECRET},
+                "solvers": [{"http01": {"ingress": {"ingressClassName": ingress_class}}}],
+            }
+        }
+    return issuers
+
+
+def ca_certificate_spec(settings: Settings) -> dict[str, Any]:
+    """The CA's root: a self-signed certificate whose secret the CA ClusterIssuer signs with."""
+    return {
+        "isCA": True,
+        "commonName": f"kubeflow-k3s {settings.stack_name} CA",
+        "secretName": CA_SECRET,
+        "duration": CA_DURATION,
+        "privateKey": {"algorithm": "ECDSA", "size": 256},
+        "issuerRef": {"name": SELFSIGNED_ISSUER, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+    }

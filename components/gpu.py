@@ -1,0 +1,77 @@
+"""Gpu: NVIDIA GPU support for the stack's GPU nodes (paths and values: gpu_plan.py).
+
+Built before the other platform layers when a node has `gpu: nvidia`: the operator's toolkit restarts
+K3s on the GPU node once, so `settled` (every GPU node advertises nvidia.com/gpu and is Ready again)
+is what storage, cert-manager and Istio wait for, and no other install is in flight during the restart.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from stacks.settings import Settings
+
+from . import gpu_plan as plan
+from . import helm, scripts
+from .k3s_cluster import K3sCluster
+
+OPERATOR_TIMEOUT_SECONDS = 1200
+WAIT_TIMEOUTS = pulumi.CustomTimeouts(create="35m", update="35m")
+
+
+class Gpu(pulumi.ComponentResource):
+    """`settled`: GPUs are schedulable on every GPU node and the toolkit's K3s restart is over.
+    `restarts_k3s`: whether this stack's GPU path restarts K3s (the operator's toolkit)."""
+
+    settled: pulumi.Resource
+    restarts_k3s: bool
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        cluster: K3sCluster,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("kubeflow-k3s:platform:Gpu", name, {}, opts)
+        charts: list[pulumi.Resource] = []
+        self.restarts_k3s = bool(plan.operator_nodes(settings))
+        if plan.operator_nodes(settings):
+            charts.append(
+                helm.release(
+                    f"{name}-operator",
+                    "gpu-operator",
+                    release_name="gpu-operator",
+                    namespace=plan.OPERATOR_NAMESPACE,
+                    values=plan.operator_values(settings),
+                    timeout_seconds=OPERATOR_TIMEOUT_SECONDS,
+                    opts=cluster.k8s_options(self),
+                )
+            )
+        if plan.jetson_nodes(settings):
+            charts.append(
+                helm.release(
+                    f"{name}-device-plugin",
+                    "nvidia-device-plugin",
+                    release_name="nvidia-device-plugin",
+                    namespace=plan.DEVICE_PLUGIN_NAMESPACE,
+                    values=plan.device_plugin_values(settings),
+                    opts=cluster.k8s_options(self),
+                )
+            )
+        # The operator creates the toolkit and device plugin DaemonSets itself after its release is
+        # done, so Helm's wait does not cover them: this command does.
+        self.settled = cluster.first_shell.command(
+            f"{name}-settled",
+            scripts.render("wait-gpu.sh", plan.wait_params(settings)),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=charts, custom_timeouts=WAIT_TIMEOUTS, deleted_with=cluster.first_install
+            ),
+        )
+        self.register_outputs(
+            {
+                "operatorNodes": plan.operator_nodes(settings),
+                "jetsonNodes": plan.jetson_nodes(settings),
+                "restartsK3s": self.restarts_k3s,
+            }
+        )
