@@ -9,7 +9,7 @@ import pulumi
 from stacks.config import Secrets
 from stacks.settings import Settings
 
-from . import k3s_plan, platform_layers
+from . import k3s_plan, kubeflow_layer, platform_layers
 from .k3s_cluster import K3sCluster
 
 
@@ -45,5 +45,9 @@ def build(settings: Settings, secrets: Secrets) -> Platform:
     }
     outputs["defaultStorageClass"] = layers.storage.default_class
     outputs["gatewayTlsSecret"] = f"{layers.istio.namespace}/{layers.istio.tls_secret_name}"
-    return Platform(cluster=cluster, outputs=outputs, storage=layers.storage, cert_manager=layers.cert_manager,
-                    istio=layers.istio, gpu=layers.gpu)
+    built = Platform(cluster=cluster, outputs=outputs, storage=layers.storage, cert_manager=layers.cert_manager,
+                     istio=layers.istio, gpu=layers.gpu)
+    # Last layer: Kubeflow (full), Kubeflow Pipelines alone, or nothing (settings.kubeflow.mode).
+    built.kubeflow, kubeflow_outputs = kubeflow_layer.build(settings, secrets, built)
+    outputs.update(kubeflow_outputs)
+    return built

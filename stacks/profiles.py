@@ -21,6 +21,7 @@ KUBEFLOW_COMPONENTS = (
     "pvcViewer",
     "volumes",
     "tensorboards",
+    "knative",
     "kserve",
     "trainer",
     "spark",
@@ -30,7 +31,7 @@ KUBEFLOW_COMPONENTS = (
 _SINGLE_DEVELOPER = {
     "pipelines": True, "katib": False, "centralDashboard": True, "admissionWebhook": True,
     "notebooks": True, "profiles": True, "pvcViewer": True, "volumes": True, "tensorboards": False,
-    "kserve": False, "trainer": False, "spark": False, "modelRegistry": False,
+    "knative": False, "kserve": False, "trainer": False, "spark": False, "modelRegistry": False,
 }
 _EVERYTHING = {k: True for k in KUBEFLOW_COMPONENTS}
 _PIPELINES_ONLY = {k: k == "pipelines" for k in KUBEFLOW_COMPONENTS}

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import k3s_flags, profiles, versions
+from . import k3s_flags, kubeflow_components, profiles, versions
 
 NS = "kubeflow-k3s"
 ROLES = ("server", "agent")
@@ -201,6 +201,8 @@ class KubeflowSettings:
     users: tuple[KubeflowUser, ...]
     admin_email: str
     manifests_path: str | None = None
+    # Components switched on because a switched-on component needs them (stacks/kubeflow_components.py).
+    auto_enabled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -643,6 +645,11 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
                     r.fail(f"kubeflow.components.{k}", f"must be true or false, got {v!r}")
                 else:
                     comps[k] = v
+    comps, needs_problems, auto_enabled = kubeflow_components.resolve(
+        comps, cd if isinstance(cd, Mapping) else {}, mode or prof.kubeflow_mode
+    )
+    for key, msg in needs_problems:
+        r.fail(key, msg)
     admin_email = r.string(kfd, "adminEmail", "kubeflow.adminEmail", "admin@kubeflow.local")
     if admin_email and not EMAIL_RE.match(admin_email):
         r.fail("kubeflow.adminEmail", f"{admin_email!r} is not an email address")
@@ -679,6 +686,7 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         users=tuple(users),
         admin_email=admin_email or "admin@kubeflow.local",
         manifests_path=r.string(kfd, "manifestsPath", "kubeflow.manifestsPath", None),
+        auto_enabled=tuple(auto_enabled),
     )
 
     if r.problems:

@@ -34,6 +34,9 @@ def all_rendered_scripts():
         yield f"{stack}/joined", scripts.render("joined.sh", {"NODE_NAME": "agent-1"})
         yield f"{stack}/ready", scripts.render("wait-ready.sh", {"NODE_NAME": "x", "NODES": "a b", "WAIT_SECONDS": 60})
         yield f"{stack}/kubeconfig", scripts.render("read-kubeconfig.sh", {"NODE_NAME": "x"})
+        if s.kubeflow.mode != "none":
+            from components import footprint_guard  # issue 4: the Kubeflow footprint guard
+            yield f"{stack}/kubeflow-capacity", footprint_guard.script(s)
         if s.gpu_nodes:
             from components import gpu_plan  # issue 3: the GPU layer's readiness wait
             yield f"{stack}/wait-gpu", scripts.render("wait-gpu.sh", gpu_plan.wait_params(s))
