@@ -192,6 +192,17 @@ def nfs_values(settings: Settings) -> dict[str, Any]:
 def problems(settings: Settings) -> list[tuple[str, str]]:
     """(config key, message) for storage settings that only make sense against the node list."""
     out: list[tuple[str, str]] = []
+    if settings.storage.default == "local-path":
+        for node in settings.servers:
+            if "local-storage" in k3s_plan.node_config(settings, node).get("disable", []):
+                out.append(
+                    (
+                        "k3s.extraConfig.disable",
+                        "disables local-storage, but storage.default is local-path: the stack would have no "
+                        "default StorageClass; choose another storage.default instead",
+                    )
+                )
+                break
     lh = settings.storage.longhorn
     if lh is not None and lh.replicas is not None:
         eligible = replica_nodes(settings)
