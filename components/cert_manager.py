@@ -58,8 +58,16 @@ class CertManager(pulumi.ComponentResource):
             opts=cluster.k8s_options(self, depends_on=[selfsigned]),
         )
         self._issuer(name, plan.CA_ISSUER, specs[plan.CA_ISSUER], cluster, [ca_root])
+        self._issuer(name, plan.KUBEFLOW_ISSUER, specs[plan.KUBEFLOW_ISSUER], cluster, [self.ready])
         if plan.ACME_ISSUER in specs:
             self._issuer(name, plan.ACME_ISSUER, specs[plan.ACME_ISSUER], cluster, [self.ready])
+        for policy, spec in plan.network_policies().items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-netpol-{policy}",
+                metadata={"name": policy, "namespace": plan.NAMESPACE},
+                spec=spec,
+                opts=cluster.k8s_options(self, depends_on=[self.ready]),  # the release creates the namespace
+            )
         self.gateway_issuer = plan.gateway_issuer(settings)
         self.register_outputs(
             {"release": "cert-manager", "issuers": list(specs), "gatewayIssuer": self.gateway_issuer}

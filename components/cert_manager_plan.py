@@ -18,6 +18,9 @@ NAMESPACE = "cert-manager"
 SELFSIGNED_ISSUER = "selfsigned"
 CA_ISSUER = "kubeflow-k3s-ca"
 CA_SECRET = "kubeflow-k3s-ca"  # in NAMESPACE: a CA ClusterIssuer reads its key from the cluster resource namespace
+# Kubeflow's own self-signed ClusterIssuer (common/cert-manager/overlays/kubeflow, which the Kubeflow
+# layer does not apply because cert-manager comes from this layer).
+KUBEFLOW_ISSUER = "kubeflow-self-signing-issuer"
 ACME_ISSUER = "letsencrypt"
 ACME_SERVER = "https://acme-v02.api.letsencrypt.org/directory"
 ACME_ACCOUNT_SECRET = "letsencrypt-account-key"
@@ -54,6 +57,7 @@ def cluster_issuers(settings: Settings, ingress_class: str) -> dict[str, dict[st
     issuers: dict[str, dict[str, Any]] = {
         SELFSIGNED_ISSUER: {"selfSigned": {}},
         CA_ISSUER: {"ca": {"secretName": CA_SECRET}},
+        KUBEFLOW_ISSUER: {"selfSigned": {}},
     }
     if acme_enabled(settings):
         issuers[ACME_ISSUER] = {
@@ -65,6 +69,28 @@ def cluster_issuers(settings: Settings, ingress_class: str) -> dict[str, dict[st
             }
         }
     return issuers
+
+
+def network_policies() -> dict[str, dict[str, Any]]:
+    """{name: spec} in cert-manager: Kubeflow's overlay policies (same-namespace traffic, and the API
+    server to the webhook's port)."""
+    return {
+        "default-allow-same-namespace-cert-manager": {
+            "podSelector": {},
+            "ingress": [{"from": [{"podSelector": {}}]}],
+            "policyTypes": ["Ingress"],
+        },
+        "cert-manager-webhook": {
+            "podSelector": {
+                "matchExpressions": [
+                    {"key": "app.kubernetes.io/name", "operator": "In", "values": ["webhook"]},
+                    {"key": "app.kubernetes.io/component", "operator": "In", "values": ["webhook"]},
+                ]
+            },
+            "ingress": [{"ports": [{"protocol": "TCP", "port": 10250}]}],
+            "policyTypes": ["Ingress"],
+        },
+    }
 
 
 def ca_certificate_spec(settings: Settings) -> dict[str, Any]:

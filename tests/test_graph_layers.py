@@ -71,7 +71,7 @@ def test_cloud_has_longhorn_acme_istio_and_the_operator_for_its_gpu_agent(runs):
     assert layers(run) == {"storage", "cert-manager", "istio", "gpu"}
     assert {"storage-longhorn", "cert-manager-chart", "gpu-operator", *ISTIO_CHARTS} == release_names(run)
     issuers = {r.inputs["metadata"]["name"]: r for r in run.registrations if r.inputs.get("kind") == "ClusterIssuer"}
-    assert set(issuers) == {"selfsigned", "kubeflow-k3s-ca", "letsencrypt"}
+    assert set(issuers) == {"selfsigned", "kubeflow-k3s-ca", "kubeflow-self-signing-issuer", "letsencrypt"}
     assert issuers["letsencrypt"].inputs["spec"]["acme"]["email"] == "ops@example.com"
     assert "GPU_NODES=gpu-1" in run.get("gpu-settled").inputs["create"]
     assert run.exports["defaultStorageClass"] == "longhorn"

@@ -36,7 +36,7 @@ def test_webhook_is_redundant_only_on_multi_node_cloud():
 def test_laptop_and_edge_get_selfsigned_and_ca_and_the_ca_signs_the_gateway(stack):
     s = settings(stack)
     issuers = plan.cluster_issuers(s, istio_plan.INGRESS_CLASS)
-    assert list(issuers) == ["selfsigned", "kubeflow-k3s-ca"]
+    assert list(issuers) == ["selfsigned", "kubeflow-k3s-ca", "kubeflow-self-signing-issuer"]
     assert issuers["kubeflow-k3s-ca"] == {"ca": {"secretName": plan.CA_SECRET}}
     assert plan.gateway_issuer(s) == "kubeflow-k3s-ca"
     root = plan.ca_certificate_spec(s)

@@ -318,3 +318,16 @@ def harness_settings(stack: str):
     from tests.stacks.test_settings import stack_raw
 
     return parse_settings(stack_raw(stack), stack)
+
+
+def test_cert_manager_has_kubeflows_issuer_and_policies(upstream):
+    from components import cert_manager_plan
+
+    overlay = "cert-manager/overlays/kubeflow"
+    docs = [d for f in sorted((upstream / KF / overlay).glob("*.yaml")) if f.name != "kustomization.yaml"
+            for d in kf_docs(upstream, f"{overlay}/{f.name}")]
+    issuer = next(d for d in docs if d["kind"] == "ClusterIssuer")
+    ours = cert_manager_plan.cluster_issuers(harness_settings("dev"), "istio")
+    assert ours[issuer["metadata"]["name"]] == issuer["spec"]
+    kf_policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+    assert cert_manager_plan.network_policies() == kf_policies
