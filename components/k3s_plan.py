@@ -74,6 +74,9 @@ def node_labels(settings: Settings, node: Node) -> list[str]:
         labels.setdefault("kubeflow-k3s/gpu", node.gpu)
         # The NVIDIA device plugin chart's affinity matches this label when NFD is not installed.
         labels.setdefault("nvidia.com/gpu.present", "true")
+    if node.gpu == "jetson":
+        # The GPU operator (for a stack's discrete-GPU nodes) does not support Jetson: keep its operands off.
+        labels.setdefault("nvidia.com/gpu.deploy.operands", "false")
     return [f"{k}={v}" for k, v in sorted(labels.items())]
 
 

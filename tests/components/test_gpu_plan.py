@@ -88,3 +88,11 @@ def test_gpu_nodes_are_labelled_for_the_charts_and_tainted_on_cloud():
 def test_wait_covers_every_gpu_node():
     assert plan.wait_params(cloud())["GPU_NODES"] == "gpu-1"
     assert plan.wait_params(jetson_edge())["GPU_NODES"] == "edge-1"
+
+
+def test_jetson_nodes_are_kept_out_of_the_operators_reach():
+    # A stack with both kinds: the operator's operands select nvidia.com/gpu.present=true, which
+    # Jetson nodes carry for the device plugin; this label makes the operator skip them.
+    s = jetson_edge()
+    assert "nvidia.com/gpu.deploy.operands=false" in k3s_plan.node_labels(s, s.node("edge-1"))
+    assert not any(l.startswith("nvidia.com/gpu.deploy") for l in k3s_plan.node_labels(cloud(), cloud().node("gpu-1")))
