@@ -162,7 +162,6 @@ GATEWAY_POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "Runtim
 def ingress_gateway_values(settings: Settings) -> dict[str, Any]:
     """The `istio-ingressgateway` in istio-system, reachable from outside (settings.gateway)."""
     return {
-        "name": INGRESS_GATEWAY,
         "labels": dict(INGRESS_LABELS),
         "securityContext": dict(GATEWAY_POD_SECURITY),
         "service": {
@@ -177,7 +176,6 @@ def ingress_gateway_values(settings: Settings) -> dict[str, Any]:
 def local_gateway_values(settings: Settings) -> dict[str, Any]:
     """Kubeflow's `cluster-local-gateway` (KServe/Knative internal traffic), ClusterIP only."""
     return {
-        "name": LOCAL_GATEWAY,
         "labels": dict(LOCAL_LABELS),
         "securityContext": dict(GATEWAY_POD_SECURITY),
         "service": {
