@@ -224,3 +224,12 @@ def test_longhorn_host_packages_are_prepared_only_on_longhorn_stacks(runs):
         for r in prepares:
             has = "open-iscsi nfs-common" in r.inputs["create"] and "SERVICES=iscsid" in r.inputs["create"]
             assert has == (stack == "cloud"), (stack, r.name)
+
+
+def test_too_many_longhorn_replicas_fail_before_anything_is_created():
+    from stacks.settings import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        harness.run_stack("edge", overrides={"storage": {"default": "longhorn", "longhorn": {"replicas": 2}}})
+    assert [key for key, _ in err.value.problems] == ["storage.longhorn.replicas"]
+    assert not [r for r in err.value.recorded if r.custom]  # not even the K3s commands
