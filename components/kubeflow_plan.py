@@ -139,6 +139,8 @@ CATALOG: tuple[Step, ...] = (
          (ISTIO,), after=("kubeflow-namespace",)),
 )
 
+CATALOG_BY_NAME = {s.name: s for s in CATALOG}
+
 # Paths of the example the program deliberately does not apply, and why (tests check the catalog +
 # this list cover the example exactly).
 NOT_APPLIED = {

@@ -1,0 +1,127 @@
+"""Reading the rendered kubeflow/manifests 26.03 (../shared/upstream/rendered/kubeflow-26.03/) for the
+Kubeflow contract tests: which rendered file belongs to which path, what CRDs, namespaces and
+webhooks each provides, and label-selector matching as the API server does it."""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from dataclasses import dataclass
+
+from tests import kustomize_lite
+
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}
+WEBHOOK_KINDS = {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
+# What the platform layers provide instead of the example's entries they replace.
+PLATFORM_PATHS = {
+    "common/cert-manager/overlays/kubeflow": "cert_manager",
+    "common/istio/istio-crds/base": "istio",
+    "common/istio/istio-namespace/base": "istio",
+    "common/istio/istio-install/overlays/oauth2-proxy": "istio",
+}
+
+
+@functools.cache
+def rendered_index(rendered_dir: pathlib.Path) -> dict[str, pathlib.Path]:
+    """example path -> its rendered file (NN-<path with / as _>.yaml)."""
+    out = {}
+    for f in sorted(rendered_dir.glob("[0-9][0-9]-*.yaml")):
+        out[f.stem.split("-", 1)[1]] = f
+    return out
+
+
+def rendered_file(rendered_dir: pathlib.Path, path: str) -> pathlib.Path | None:
+    return rendered_index(rendered_dir).get(path.replace("/", "_"))
+
+
+@functools.cache
+def docs_of(file: pathlib.Path) -> tuple[dict, ...]:
+    return tuple(kustomize_lite.load(file))
+
+
+def group_kind(doc: dict) -> tuple[str, str]:
+    return kustomize_lite.group(doc), doc["kind"]
+
+
+@dataclass
+class Provided:
+    crds: dict[tuple[str, str], str]  # (group, kind) -> plural
+    namespaces: dict[str, dict]  # name -> labels
+    webhooks: list[tuple[dict, dict]]  # (webhook configuration doc, one webhook)
+
+
+def provided(docs) -> Provided:
+    p = Provided({}, {}, [])
+    for d in docs:
+        if d["kind"] == "CustomResourceDefinition":
+            p.crds[(d["spec"]["group"], d["spec"]["names"]["kind"])] = d["spec"]["names"]["plural"]
+        elif d["kind"] == "Namespace":
+            p.namespaces[d["metadata"]["name"]] = d["metadata"].get("labels") or {}
+        elif d["kind"] in WEBHOOK_KINDS:
+            for w in d.get("webhooks") or []:
+                p.webhooks.append((d, w))
+    return p
+
+
+def selector_matches(selector: dict | None, labels: dict) -> bool:
+    if not selector:
+        return True
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def plural(doc: dict, crds: dict[tuple[str, str], str]) -> str:
+    return crds.get(group_kind(doc)) or doc["kind"].lower() + "s"
+
+
+def webhook_matches(webhook: dict, doc: dict, namespaces: dict[str, dict], crds: dict) -> bool:
+    """Would this webhook be called when `doc` (or, for a workload, its pods) is created?"""
+    if doc["kind"] in WORKLOAD_KINDS:
+        target_group, target_resource = "", "pods"
+        labels = (doc["spec"]["template"].get("metadata") or {}).get("labels") or {}
+    else:
+        target_group, target_resource = kustomize_lite.group(doc), plural(doc, crds)
+        labels = doc["metadata"].get("labels") or {}
+    hit = False
+    for rule in webhook.get("rules") or []:
+        groups, resources = rule.get("apiGroups") or [], rule.get("resources") or []
+        operations = rule.get("operations") or ["*"]
+        if ("*" in groups or target_group in groups) and (
+            "*" in resources or "*/*" in resources or target_resource in resources
+        ) and ("CREATE" in operations or "*" in operations):
+            hit = True
+    if not hit:
+        return False
+    ns = doc["metadata"].get("namespace")
+    if ns is not None and not selector_matches(webhook.get("namespaceSelector"), namespaces.get(ns, {})):
+        return False
+    return selector_matches(webhook.get("objectSelector"), labels)
+
+
+def serving_deployments(docs, webhook: dict) -> set[tuple[str, str]]:
+    """(namespace, name) of the Deployments behind a webhook's Service, found in `docs`."""
+    svc = (webhook.get("clientConfig") or {}).get("service")
+    if not svc:
+        return set()
+    out = set()
+    for s in docs:
+        if s["kind"] == "Service" and s["metadata"]["name"] == svc["name"] and s["metadata"].get("namespace") == svc["namespace"]:
+            sel = s["spec"].get("selector") or {}
+            for d in docs:
+                if d["kind"] == "Deployment" and sel and all(
+                    d["spec"]["template"]["metadata"].get("labels", {}).get(k) == v for k, v in sel.items()
+                ):
+                    out.add((d["metadata"]["namespace"], d["metadata"]["name"]))
+    return out
