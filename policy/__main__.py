@@ -19,6 +19,9 @@ from pulumi_policy import (  # noqa: E402
 
 import validators as v  # noqa: E402
 
+# The program's directory: local manifest sources are relative to it (this pack lives in <project>/policy).
+PROJECT_DIR = os.environ.get("KUBEFLOW_K3S_PROJECT_DIR") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 CLOUD_SCHEMA = PolicyConfigSchema(
     properties={"cloudStacks": {"type": "array", "items": {"type": "string"}, "default": ["cloud"]}}
 )
@@ -36,7 +39,7 @@ def _report(messages, report_violation, urn=None):
 
 
 def pinned(args, report_violation):
-    _report(v.pinned_source_violations(args.resource_type, args.props), report_violation)
+    _report(v.pinned_source_violations(args.resource_type, args.props, PROJECT_DIR), report_violation)
 
 
 def exposure(args, report_violation):

@@ -143,10 +143,40 @@ def source_pin_problem(source: str) -> str | None:
     return f"{source!r} names no exact version tag or commit (add ?ref=<tag>)"
 
 
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def kustomization_sources(directory: str, base_dir: str | None, depth: int = 0) -> list[str]:
+    """Remote sources a local kustomization pulls in (resources, components, bases; local directories
+    followed up to 5 levels). Empty when the directory is not there to read."""
+    import os
+
+    root = directory if os.path.isabs(directory) or base_dir is None else os.path.join(base_dir, directory)
+    found: list[str] = []
+    for name in KUSTOMIZATION_FILES:
+        path = os.path.join(root, name)
+        if os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    data = yaml.safe_load(f) or {}
+            except (OSError, yaml.YAMLError):
+                return found
+            for key in ("resources", "components", "bases"):
+                for entry in data.get(key) or []:
+                    entry = str(entry)
+                    if is_remote(entry):
+                        found.append(entry)
+                    elif depth < 5 and os.path.isdir(os.path.join(root, entry)):
+                        found += kustomization_sources(os.path.join(root, entry), None, depth + 1)
+            break
+    return found
+
+
 # 1. Pinned sources -----------------------------------------------------------------------------------
 
-def pinned_source_violations(resource_type: str, props: Mapping[str, Any]) -> list[str]:
-    """Every Helm release has an exact chart version; every manifest source an exact tag or commit."""
+def pinned_source_violations(resource_type: str, props: Mapping[str, Any], base_dir: str | None = None) -> list[str]:
+    """Every Helm release has an exact chart version; every manifest source an exact tag or commit,
+    including the remote sources of a local kustomization (read from `base_dir`, the program's directory)."""
     props = plain(props) or {}
     problems = []
     if resource_type in HELM_TYPES:
@@ -166,6 +196,11 @@ def pinned_source_violations(resource_type: str, props: Mapping[str, Any]) -> li
             problem = source_pin_problem(source)
             if problem:
                 problems.append(f"manifest source {key}: {problem}")
+            elif "kustomize" in resource_type and isinstance(source, str) and not is_remote(source):
+                for inner in kustomization_sources(source, base_dir):
+                    problem = source_pin_problem(inner)
+                    if problem:
+                        problems.append(f"manifest source {source}/kustomization.yaml: {problem}")
     return problems
 
 
