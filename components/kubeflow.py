@@ -64,7 +64,7 @@ class Kubeflow(pulumi.ComponentResource):
         self.directories = {}
         for planned in steps:
             step = planned.step
-            deps: list[pulumi.Resource] = [guard, *storage_ready]
+            deps: list[pulumi.Resource] = [guard, *(storage_ready if step.storage else ())]
             for handle in planned.platform:
                 deps += platform[handle]
             deps += [self.directories[a] for a in planned.after]

@@ -53,6 +53,8 @@ class Step:
     namespace: str | None = None  # default namespace for objects without one (Directory `namespace`)
     # webhook configuration (kind, name) -> the Deployment (namespace, name) that serves it
     webhooks: tuple[tuple[str, str, str, str], ...] = ()
+    # Has PersistentVolumeClaims without a storage class: waits for the default StorageClass.
+    storage: bool = False
 
 
 # Namespaces whose upstream Namespace object is replaced by a program-created one, because the
@@ -85,9 +87,9 @@ CATALOG: tuple[Step, ...] = (
     Step("kubeflow-istio-resources", None, "common/istio/kubeflow-istio-resources/base", (ISTIO,),
          after=("kubeflow-namespace",)),
     Step("pipelines", "pipelines", "applications/pipeline/overlays", (CERT_MANAGER, ISTIO),
-         after=("kubeflow-namespace",), secrets=("mlpipeline-minio-artifact", "mysql-secret")),
+         after=("kubeflow-namespace",), secrets=("mlpipeline-minio-artifact", "mysql-secret"), storage=True),
     Step("katib", "katib", "applications/katib/upstream/installs/katib-with-kubeflow", (CERT_MANAGER, ISTIO),
-         after=("kubeflow-namespace",), secrets=("katib-mysql-secrets",),
+         after=("kubeflow-namespace",), secrets=("katib-mysql-secrets",), storage=True,
          webhooks=((_M, "katib.kubeflow.org", "kubeflow", "katib-controller"),
                    (_V, "katib.kubeflow.org", "kubeflow", "katib-controller"))),
     Step("central-dashboard", "centralDashboard", "applications/centraldashboard/overlays/oauth2-proxy", (ISTIO,),
@@ -132,7 +134,7 @@ CATALOG: tuple[Step, ...] = (
          webhooks=((_M, "spark-operator-webhook", "kubeflow", "spark-operator-webhook"),
                    (_V, "spark-operator-webhook", "kubeflow", "spark-operator-webhook"))),
     Step("model-registry", "modelRegistry", "applications/model-registry/upstream/overlays/db", (ISTIO,),
-         after=("kubeflow-namespace",), secrets=("model-registry-db-secrets",), namespace="kubeflow"),
+         after=("kubeflow-namespace",), secrets=("model-registry-db-secrets",), namespace="kubeflow", storage=True),
     Step("model-registry-istio", "modelRegistry", "applications/model-registry/upstream/options/istio", (ISTIO,),
          after=("kubeflow-namespace",), namespace="kubeflow"),
     Step("model-registry-ui", "modelRegistry", "applications/model-registry/upstream/options/ui/overlays/istio",

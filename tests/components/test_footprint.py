@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pathlib
 import stat
 import subprocess
 
@@ -77,3 +78,18 @@ def test_guard_script_stops_with_the_components_to_switch_off(tmp_path, nodes, c
     fp = footprint.footprint(settings("cloud"))
     # the same message as footprint.check, summed over the nodes
     assert f"ERROR: {footprint.check(fp, cpu, mem)}" in result.stderr
+
+
+def test_footprint_script_prints_every_stack_with_its_total():
+    import sys
+
+    script = pathlib.Path(footprint.__file__).resolve().parent.parent / "scripts" / "kubeflow_footprint.py"
+    result = subprocess.run([sys.executable, str(script)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for stack in ("dev", "edge", "cloud"):
+        fp = footprint.footprint(settings(stack))
+        section = result.stdout.split(f"== {stack} ")[1].split("\n\n")[0]
+        assert f"{'total':40} {fp.cpu_m:>8} {fp.memory_mi:>12}" in section
+        for need in fp.needs:
+            assert need.name in section

@@ -188,3 +188,14 @@ def test_a_steps_own_webhooks_appear_only_after_the_pod_serving_them(world, clou
 def test_the_plan_waits_for_no_step_it_does_not_apply(cloud_plan):
     for name, planned in cloud_plan.items():
         assert set(planned.after) <= set(cloud_plan), name
+
+
+def test_steps_with_volume_claims_wait_for_the_default_storage_class(world, cloud_plan, upstream):
+    _, objects = world
+    for name, docs in objects.items():
+        claims = [d for d in docs if d["kind"] == "PersistentVolumeClaim" and not d["spec"].get("storageClassName")]
+        assert cloud_plan[name].step.storage == bool(claims), name
+    # Model Registry (not rendered): its database claim
+    registry = upstream / "kubeflow-manifests-26.03" / kp.CATALOG_BY_NAME["model-registry"].path
+    assert "kind: PersistentVolumeClaim" in (registry / "model-registry-db-pvc.yaml").read_text()
+    assert kp.CATALOG_BY_NAME["model-registry"].storage

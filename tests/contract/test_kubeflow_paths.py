@@ -150,3 +150,13 @@ def test_trainer_and_model_registry_declared_webhooks_exist_upstream(manifests):
             assert not step.webhooks
             for f in (manifests / step.path).rglob("*.yaml"):
                 assert "WebhookConfiguration" not in f.read_text(), f
+
+
+def test_profile_namespaces_are_labelled_baseline_by_the_pss_overlay(upstream):
+    """Issue 6: profile namespaces get Pod Security `baseline`; applications/profiles/pss (applied as the
+    profiles step) configures the profiles controller to label every profile namespace so."""
+    assert kp.CATALOG_BY_NAME["profiles"].path == "applications/profiles/pss"
+    docs = up.docs_of(up.rendered_file(upstream / "rendered" / "kubeflow-26.03", "applications/profiles/pss"))
+    [labels] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("namespace-labels-data")]
+    text = "".join(labels["data"].values())
+    assert 'pod-security.kubernetes.io/enforce: "baseline"' in text

@@ -71,6 +71,10 @@ def test_each_step_waits_for_its_needs_and_the_platform_handles(runs, stack):
         for handle in set(handles) - set(planned.platform):
             assert not run.depends_on(name, handles[handle]), f"{name} waits for {handle} it does not need"
         assert run.depends_on(name, "kubeflow-footprint")
+        # (on dev the default class is K3s's own local-path: nothing to wait for beyond the nodes)
+        storage = [r.name for r in run.registrations if r.name.startswith("storage-") and "Release" in r.type]
+        for release in storage:
+            assert run.depends_on(name, release) == planned.step.storage, (name, "storage")
         for secret in planned.step.secrets:
             assert run.depends_on(name, f"kubeflow-{planned.step.name}-secret-{secret}")
         reg = dirs[name]
