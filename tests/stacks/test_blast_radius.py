@@ -221,3 +221,32 @@ def test_adding_an_agent_touches_only_the_new_node_and_the_readiness_wait(runs):
     assert new_node and not strays, change.describe()
     assert not change.removed
     assert_provider_untouched(change)
+
+
+# Manifest versions ---------------------------------------------------------------------------------
+
+def kubeflow_layer(run: harness.Run) -> set[str]:
+    """The Kubeflow layer's components (module kubeflow-k3s:kubeflow: Kubeflow, or KFP standalone on edge)."""
+    return {r.urn for r in run.registrations if not r.custom and not r.remote and r.type.startswith("kubeflow-k3s:kubeflow:")}
+
+
+MANIFEST_CASES = [("dev", "KUBEFLOW_MANIFESTS_REF", "26.04"), ("cloud", "KUBEFLOW_MANIFESTS_REF", "26.04"),
+                  ("edge", "KFP_VERSION", bump_version(versions.KFP_VERSION))]
+
+
+@pytest.mark.parametrize("stack,pin,value", MANIFEST_CASES, ids=[f"{s}-{p}" for s, p, _ in MANIFEST_CASES])
+def test_manifest_version_bump_touches_only_the_kubeflow_layer(stack, pin, value, runs, monkeypatch):
+    run = runs[stack]
+    roots = kubeflow_layer(run)
+    if not roots:
+        pytest.skip("no Kubeflow layer in this stack yet (issue 4)")
+    monkeypatch.setattr(versions, pin, value)
+    try:
+        change = compare(run, harness.run_stack(stack))
+    finally:
+        monkeypatch.undo()
+        harness.run_stack(stack)  # the program writes generated overlays: put the pinned ones back
+    assert change.touched, f"bumping {pin} to {value} in stacks/versions.py changed nothing"
+    strays = {u for u in change.touched if not under(change, u, roots)}
+    assert not strays, f"bumping {pin} touched resources outside the Kubeflow layer:\n{change.names(strays)}"
+    assert_provider_untouched(change)
