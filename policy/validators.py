@@ -55,6 +55,14 @@ SECRET_FILES = ("/etc/rancher/k3s/k3s.yaml", "/var/lib/rancher/k3s/server/token"
 GPU_LABELS = ("kubeflow-k3s/gpu", "nvidia.com/gpu.present")
 GPU_TAINT_KEY = "nvidia.com/gpu"
 SECRET_SIGS = {"4dabf18193072939515e22adb298388d"}  # Pulumi's special signature key
+# Values not known during a preview (pulumi_policy/proxy.py): treated as absent, so a rule checks what is
+# known instead of failing the whole policy with "can't be known during preview".
+UNKNOWN_SENTINELS = {
+    "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7", "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
+    "04da6b54-80e4-46f7-96ec-b56ff0331ba9", "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
+    "030794c1-ac77-496b-92df-f27374a8bd58", "e48ece36-62e2-4504-bad9-02848725956a",
+    "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
+}
 
 
 class Resource(NamedTuple):
@@ -68,7 +76,12 @@ class Resource(NamedTuple):
 # Helpers -------------------------------------------------------------------------------------------
 
 def plain(value: Any) -> Any:
-    """Unwrap Pulumi secret wrappers ({sig: secret, value: ...} or pulumi_policy.Secret) recursively."""
+    """Plain data from what the engine or a test hands a rule: secret wrappers ({sig: secret, value: ...},
+    pulumi_policy.Secret) unwrapped, pulumi_policy's unknown-checking proxies opened, unknowns -> None."""
+    if type(value).__name__ in ("_DictProxy", "_ListProxy"):
+        value = value["__target"]
+    if isinstance(value, str) and value in UNKNOWN_SENTINELS:
+        return None
     if hasattr(value, "value") and type(value).__name__ == "Secret":
         return plain(value.value)
     if isinstance(value, Mapping):
