@@ -150,3 +150,14 @@ def test_every_rule_names_known_components():
         assert comp in profiles.KUBEFLOW_COMPONENTS
         assert all(n in profiles.KUBEFLOW_COMPONENTS for n, _ in needs)
     assert {s.component for s in kp.CATALOG} - {None} == set(profiles.KUBEFLOW_COMPONENTS)
+
+
+def test_resolve_completes_transitively_and_reports_every_refusal():
+    resolved, problems, auto = kubeflow_components.resolve({"notebooks": True}, explicit=(), mode="full")
+    assert resolved["profiles"] and resolved["admissionWebhook"]
+    assert sorted(auto) == ["admissionWebhook (needed by notebooks)", "profiles (needed by notebooks)"]
+    _, problems, _ = kubeflow_components.resolve(
+        {"notebooks": True, "kserve": True, "profiles": False, "knative": False},
+        explicit=("profiles", "knative"), mode="full")
+    assert {k for k, _ in problems} == {"kubeflow.components.profiles", "kubeflow.components.knative"}
+    assert kubeflow_components.resolve({"kserve": True}, explicit=(), mode="pipelines")[2] == []

@@ -199,3 +199,20 @@ def test_steps_with_volume_claims_wait_for_the_default_storage_class(world, clou
     registry = upstream / "kubeflow-manifests-26.03" / kp.CATALOG_BY_NAME["model-registry"].path
     assert "kind: PersistentVolumeClaim" in (registry / "model-registry-db-pvc.yaml").read_text()
     assert kp.CATALOG_BY_NAME["model-registry"].storage
+
+
+def test_no_object_is_applied_twice(world, runs):
+    """Two owners of one object would fight over it, and destroying one would delete the other's."""
+    _, objects = world
+    owner: dict[tuple, str] = {}
+    for name, docs in objects.items():
+        for d in docs:
+            key = (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])
+            assert key not in owner, f"{key} is applied by {owner[key]} and {name}"
+            owner[key] = name
+    # nor by the platform layers or the program's own resources
+    for reg in runs["cloud"].registrations:
+        meta = reg.inputs.get("metadata")
+        if reg.type.startswith("kubernetes:") and isinstance(meta, dict) and meta.get("name"):
+            key = (reg.type.rsplit(":", 1)[1], meta.get("namespace"), meta["name"])
+            assert key not in owner, f"{key} is applied by {owner[key]} and by {reg.name}"

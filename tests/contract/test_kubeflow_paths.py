@@ -160,3 +160,17 @@ def test_profile_namespaces_are_labelled_baseline_by_the_pss_overlay(upstream):
     [labels] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("namespace-labels-data")]
     text = "".join(labels["data"].values())
     assert 'pod-security.kubernetes.io/enforce: "baseline"' in text
+
+
+def test_profile_spec_fits_the_profile_crd(upstream):
+    docs = up.docs_of(up.rendered_file(upstream / "rendered" / "kubeflow-26.03", "applications/profiles/pss"))
+    [crd] = [d for d in docs if d["kind"] == "CustomResourceDefinition" and d["spec"]["names"]["kind"] == "Profile"]
+    [v1] = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    assert v1["served"]
+    props = v1["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    from stacks.settings import Quota
+
+    spec = kp.profile_spec("a@b.c", Quota(cpu="1", memory="1Gi", gpu="1"))
+    assert set(spec) <= set(props)
+    assert set(spec["owner"]) <= set(props["owner"]["properties"])
+    assert "hard" in props["resourceQuotaSpec"]["properties"]
