@@ -72,10 +72,12 @@ class Kubeflow(pulumi.ComponentResource):
                 spec = credentials_plan.SECRETS[secret_name]
                 # The Secret's namespace: one the program creates, or the step that creates it.
                 if spec.namespace in namespaces:
-                    ns_deps = [namespaces[spec.namespace]]
+                    namespace = namespaces[spec.namespace]
                 else:
-                    ns_deps = [self.directories[kubeflow_plan.NAMESPACE_STEPS[spec.namespace]]]
-                deps.append(self.credentials.secret(f"{name}-{step.name}-secret-{secret_name}", spec, cluster, self, [guard, *ns_deps]))
+                    namespace = self.directories[kubeflow_plan.NAMESPACE_STEPS[spec.namespace]]
+                deps.append(self.credentials.secret(
+                    f"{name}-{step.name}-secret-{secret_name}", spec, cluster, self, [guard, namespace]
+                ))
             if planned.overlay is not None:
                 kubeflow_overlay.write(planned.directory, planned.overlay, kubeflow_plan.PROJECT_ROOT)
             self.directories[step.name] = k8s.kustomize.v2.Directory(
@@ -85,7 +87,8 @@ class Kubeflow(pulumi.ComponentResource):
                 opts=cluster.k8s_options(self, depends_on=deps),
             )
 
-        self.profiles = []
+        # One Profile per user, once the profiles controller (and its CRD) is there.
+        self.profiles: list[k8s.apiextensions.CustomResource] = []
         if "profiles" in self.directories:
             for profile in kubeflow_plan.profiles(settings):
                 self.profiles.append(k8s.apiextensions.CustomResource(
