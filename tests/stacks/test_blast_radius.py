@@ -208,6 +208,24 @@ def test_gpu_time_slicing_touches_only_the_gpu_layer(stack, runs):
 
 # The cluster itself -----------------------------------------------------------------------------
 
+NODE_CHANGES = [
+    (3, "labels", {"tier": "general"}),  # agent-1
+    (1, "extraConfig", {"kubelet-arg": ["max-pods=200"]}),  # server-2
+    (4, "taints", ["nvidia.com/gpu=true:NoSchedule", "dedicated=ml:NoSchedule"]),  # gpu-1
+]
+
+
+@pytest.mark.parametrize("index,key,value", NODE_CHANGES, ids=[f"{k}" for _, k, _ in NODE_CHANGES])
+def test_a_node_config_change_touches_only_that_node_install(index, key, value, runs):
+    nodes = [dict(n) for n in stack_config("cloud")["nodes"]]
+    nodes[index][key] = value
+    change = evaluate_change("cloud", {"nodes": nodes}, before=runs["cloud"])
+    assert change.names() == [f"command:remote:Command::k3s-{nodes[index]['name']}-install"], change.describe()
+    urn = next(iter(change.changed))
+    assert change.before.by_urn(urn).inputs["triggers"] == change.after.by_urn(urn).inputs["triggers"], "an update, not a replacement"
+    assert_provider_untouched(change)
+
+
 def test_adding_an_agent_touches_only_the_new_node_and_the_readiness_wait(runs):
     stack = "cloud"
 
