@@ -39,6 +39,7 @@ HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 HOST_KEY_RE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/]+=*( .*)?$")
 TAINT_RE = re.compile(r"^[A-Za-z0-9./-]+(=[A-Za-z0-9._-]*)?:(NoSchedule|PreferNoSchedule|NoExecute)$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
 
 
 class ConfigError(ValueError):
@@ -675,6 +676,10 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
                 memory=r.string(q, "memory", f"{uk}.quota.memory", None),
                 gpu=r.string(q, "gpu", f"{uk}.quota.gpu", None),
             )
+            for part in ("cpu", "memory", "gpu"):
+                value = getattr(quota, part)
+                if value is not None and not QUANTITY_RE.match(value):
+                    r.fail(f"{uk}.quota.{part}", f"{value!r} is not a Kubernetes quantity (e.g. \"8\", \"500m\", \"32Gi\")")
         users.append(KubeflowUser(name=uname or f"user-{j}", email=email or "", quota=quota))
     names = [u.name for u in users]
     for j, n in enumerate(names):

@@ -161,3 +161,13 @@ def test_resolve_completes_transitively_and_reports_every_refusal():
         explicit=("profiles", "knative"), mode="full")
     assert {k for k, _ in problems} == {"kubeflow.components.profiles", "kubeflow.components.knative"}
     assert kubeflow_components.resolve({"kserve": True}, explicit=(), mode="pipelines")[2] == []
+
+
+def test_a_quota_that_is_not_a_kubernetes_quantity_is_refused():
+    raw = copy.deepcopy(stack_raw("cloud"))
+    raw["kubeflow"]["users"][0]["quota"] = {"cpu": "eight", "memory": "32Gi", "gpu": "1"}
+    with pytest.raises(ConfigError) as err:
+        parse_settings(raw, "cloud")
+    assert dict(err.value.problems) == {
+        "kubeflow.users[0].quota.cpu": "'eight' is not a Kubernetes quantity (e.g. \"8\", \"500m\", \"32Gi\")"
+    }
