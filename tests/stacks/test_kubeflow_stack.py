@@ -127,3 +127,12 @@ def test_manifests_path_switches_every_source_to_the_local_checkout():
 def test_a_forbidden_switch_combination_stops_before_any_resource():
     with pytest.raises(Exception, match="kubeflow.components.knative"):
         harness.run_stack("dev", overrides={"kubeflow": {"components": {"kserve": True, "knative": False}}})
+
+
+def test_mode_none_installs_no_kubeflow_and_mode_pipelines_works_on_a_laptop():
+    none = harness.run_stack("dev", overrides={"kubeflow": {"mode": "none"}})
+    assert not none.by_type(DIRECTORY) and not [k for k in none.exports if k.startswith("kubeflow")]
+    kfp = harness.run_stack("dev", overrides={"kubeflow": {"mode": "pipelines"}})
+    assert sorted(directories(kfp)) == ["kfp-cluster-scoped", "kfp-platform-agnostic"]
+    assert kfp.get("kfp-footprint").type == "command:local:Command"
+    harness.run_stack("dev")  # rewrite the dev overlays for the other tests
