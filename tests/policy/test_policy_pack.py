@@ -161,6 +161,7 @@ READ_KUBECONFIG = {"create": "sudo cat /etc/rancher/k3s/k3s.yaml", "logging": "n
     (REMOTE, {"create": "echo hi", "stdin": "token: abc\n", "logging": "stdoutAndStderr"}, []),
     (REMOTE, READ_KUBECONFIG, ["stdout", "stderr"]),
     (CONFIGMAP, {"data": {"config.yaml": "issuer: https://dex"}}, []),
+    (CONFIGMAP, {"data": {"oidc.yaml": "token: {expiry: 24h}\n"}}, []),  # a key named token is not a token
     ("kubernetes:core/v1:Secret", {"stringData": {"key": KEY}}, []),
     (RELEASE, {"chart": "dex", "values": {"config": {"staticPasswords": [{"hash": "$2a$10$" + "a" * 53}]}}}, []),
 ])
