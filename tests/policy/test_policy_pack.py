@@ -268,7 +268,7 @@ def pack(monkeypatch_module=None):
 
 def test_pack_files():
     spec = yaml.safe_load((POLICY_DIR / "PulumiPolicy.yaml").read_text())
-    assert spec["runtime"]["name"] == "python"
+    assert spec["runtime"]["name"] == "python" and spec["version"]
     requirements = (POLICY_DIR / "requirements.txt").read_text()
     assert "pulumi-policy==" in requirements
 
