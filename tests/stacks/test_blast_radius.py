@@ -268,3 +268,13 @@ def test_manifest_version_bump_touches_only_the_kubeflow_layer(stack, pin, value
     strays = {u for u in change.touched if not under(change, u, roots)}
     assert not strays, f"bumping {pin} touched resources outside the Kubeflow layer:\n{change.names(strays)}"
     assert_provider_untouched(change)
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_every_helm_release_takes_its_pin_from_versions_py(stack, runs):
+    # What makes a chart bump a one-line change touching only its release(s).
+    run = runs[stack]
+    pinned = set().union(*(releases_of(run, key) for key in versions.CHARTS))
+    strays = [f"{r.name} ({r.inputs.get('chart')} {r.inputs.get('version')})"
+              for r in run.registrations if r.type in HELM_TYPES and r.urn not in pinned]
+    assert not strays, f"Helm releases not pinned through stacks/versions.py CHARTS: {strays}"
