@@ -133,12 +133,13 @@ def component_words(key: str) -> tuple[str, ...]:
     return (kebab, key.lower(), *aliases.get(key, ()))
 
 
+def kubeflow_layer(run: harness.Run) -> set[str]:
+    """The Kubeflow layer's components (module kubeflow-k3s:kubeflow: Kubeflow, or KFP standalone on edge)."""
+    return {r.urn for r in run.registrations if not r.custom and not r.remote and r.type.startswith("kubeflow-k3s:kubeflow:")}
+
+
 def kubeflow_present(run: harness.Run) -> bool:
-    # The project's own type prefix is kubeflow-k3s: the K3s and platform layers (issue 3) are not Kubeflow.
-    return any("kubeflow" in r.type.lower() and not r.custom and ":k3s:" not in r.type and ":platform:" not in r.type
-               for r in run.registrations) or any(
-        r.type.startswith("kubernetes:kustomize") for r in run.registrations
-    )
+    return bool(kubeflow_layer(run))
 
 
 def named_for(change: Change, urn: str, words: tuple[str, ...]) -> bool:
@@ -242,11 +243,6 @@ def test_adding_an_agent_touches_only_the_new_node_and_the_readiness_wait(runs):
 
 
 # Manifest versions ---------------------------------------------------------------------------------
-
-def kubeflow_layer(run: harness.Run) -> set[str]:
-    """The Kubeflow layer's components (module kubeflow-k3s:kubeflow: Kubeflow, or KFP standalone on edge)."""
-    return {r.urn for r in run.registrations if not r.custom and not r.remote and r.type.startswith("kubeflow-k3s:kubeflow:")}
-
 
 MANIFEST_CASES = [("dev", "KUBEFLOW_MANIFESTS_REF", "26.04"), ("cloud", "KUBEFLOW_MANIFESTS_REF", "26.04"),
                   ("edge", "KFP_VERSION", bump_version(versions.KFP_VERSION))]
