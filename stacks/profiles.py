@@ -53,6 +53,8 @@ class Profile:
     secrets_encryption: bool = False
     require_secrets_encryption: bool = False
     require_host_keys: bool = False
+    # kubelet refuses to start when kernel tunables differ from what it expects, instead of changing them.
+    protect_kernel_defaults: bool = False
 
 
 PROFILES = {
@@ -68,5 +70,6 @@ PROFILES = {
         name="cloud", min_memory_mib=15360, min_disk_gib=80, storage="longhorn", issuer="letsencrypt",
         gateway_service_type="NodePort", kubeflow_mode="full", components=_EVERYTHING,
         secrets_encryption=True, require_secrets_encryption=True, require_host_keys=True,
+        protect_kernel_defaults=True,
     ),
 }

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from pulumi.errors import RunError
+
 from . import k3s_flags, kubeflow_components, profiles, versions
 
 NS = "kubeflow-k3s"
@@ -42,8 +44,11 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
 
 
-class ConfigError(ValueError):
-    """Invalid stack config. `problems` lists every (key, message) pair found."""
+class ConfigError(RunError, ValueError):
+    """Invalid stack config. `problems` lists every (key, message) pair found.
+
+    A RunError, so `pulumi preview` prints the message alone ("error: invalid stack configuration: ...")
+    instead of a Python traceback."""
 
     def __init__(self, problems: list[tuple[str, str]]):
         self.problems = problems
@@ -130,6 +135,7 @@ class K3sSettings:
     agent_extra_config: Mapping[str, Any] = field(default_factory=dict)
     airgap: Airgap | None = None
     secrets_encryption: bool = False
+    protect_kernel_defaults: bool = False
     install_timeout_seconds: int = 900
     ready_timeout_seconds: int = 600
 
@@ -526,7 +532,7 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         raw.get("k3s"),
         "k3s",
         {"version", "apiEndpoint", "tlsSans", "extraConfig", "agentExtraConfig", "airgap",
-         "secretsEncryption", "installTimeoutSeconds", "readyTimeoutSeconds"},
+         "secretsEncryption", "protectKernelDefaults", "installTimeoutSeconds", "readyTimeoutSeconds"},
     )
     version = r.string(kd, "version", "k3s.version", versions.K3S_VERSION)
     if version and not K3S_VERSION_RE.match(version):
@@ -566,6 +572,9 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         ),
         airgap=airgap,
         secrets_encryption=r.boolean(kd, "secretsEncryption", "k3s.secretsEncryption", prof.secrets_encryption),
+        protect_kernel_defaults=r.boolean(
+            kd, "protectKernelDefaults", "k3s.protectKernelDefaults", prof.protect_kernel_defaults
+        ),
         install_timeout_seconds=r.integer(kd, "installTimeoutSeconds", "k3s.installTimeoutSeconds", 900, 60, 7200),
         ready_timeout_seconds=r.integer(kd, "readyTimeoutSeconds", "k3s.readyTimeoutSeconds", 600, 30, 7200),
     )
