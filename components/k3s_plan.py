@@ -172,7 +172,7 @@ def uninstall_params(node: Node) -> dict[str, object]:
 
 
 def unprepare_params(node: Node) -> dict[str, object]:
-    return {"NODE_NAME": node.name, "SYSCTL_FILE": SYSCTL_FILE, "MODULES_FILE": MODULES_FILE}
+    return {"NODE_NAME": node.name, "SYSCTL_FILE": SYSCTL_FILE, "MODULES_FILE": MODULES_FILE, "STAGE_DIR": STAGE_DIR}
 
 
 def install_url(settings: Settings) -> str:

@@ -220,10 +220,6 @@ AIRGAP = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open: remote.CopyToRemote has no delete and no script removes /var/tmp/kubeflow-k3s, so an air-gapped "
-    "node keeps the staged K3s binary, images and installer after destroy (fix: unprepare.sh removes STAGE_DIR, "
-    "then drop this marker)"))
 @pytest.mark.parametrize("stack", ["dev", "edge"])
 def test_destroy_removes_the_air_gap_staging_files(stack, tmp_path):
     run = harness.run_stack(stack, overrides={"k3s": {"airgap": AIRGAP}})
