@@ -44,7 +44,8 @@ def build(settings: Settings, secrets: Secrets) -> Platform:
         "nodes": {n.name: {"role": n.role, "host": n.host or "local", "gpu": n.gpu} for n in settings.nodes},
     }
     outputs["defaultStorageClass"] = layers.storage.default_class
-    outputs["gatewayTlsSecret"] = f"{layers.istio.namespace}/{layers.istio.tls_secret_name}"
+    if layers.istio is not None:
+        outputs["gatewayTlsSecret"] = f"{layers.istio.namespace}/{layers.istio.tls_secret_name}"
     built = Platform(cluster=cluster, outputs=outputs, storage=layers.storage, cert_manager=layers.cert_manager,
                      istio=layers.istio, gpu=layers.gpu)
     # Last layer: Kubeflow (full), Kubeflow Pipelines alone, or nothing (settings.kubeflow.mode).

@@ -8,6 +8,8 @@ Who waits for what (each edge is something the later step cannot work without):
 - Istio's charts: nothing else. Its gateway Certificate: cert-manager's issuers (and, with ACME, the
   ingress gateway that answers the challenge).
 - Storage and GPU never wait for Istio or cert-manager.
+- cert-manager and Istio exist only where something uses them: not with `kubeflow.mode: pipelines`
+  (standalone KFP on a small device needs neither, and together they request over a GiB).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from .storage import Storage
 @dataclass
 class Layers:
     storage: Storage
-    cert_manager: CertManager
-    istio: Istio
+    cert_manager: CertManager | None
+    istio: Istio | None
     gpu: Gpu | None
 
 
@@ -41,10 +43,17 @@ def validate(settings: Settings) -> None:
         raise ConfigError(problems)
 
 
+def needs_mesh(settings: Settings) -> bool:
+    """cert-manager and Istio: for full Kubeflow, and for a bare platform (`mode: none`) to build on."""
+    return settings.kubeflow.mode != "pipelines"
+
+
 def build_layers(settings: Settings, cluster: K3sCluster) -> Layers:
     gpu = Gpu("gpu", settings, cluster) if settings.gpu_nodes else None
     after: list[pulumi.Resource] = [gpu.settled] if gpu and gpu.restarts_k3s else []
     storage = Storage("storage", settings, cluster, after=after)
+    if not needs_mesh(settings):
+        return Layers(storage=storage, cert_manager=None, istio=None, gpu=gpu)
     cert_manager = CertManager("cert-manager", settings, cluster, after=after)
     istio = Istio("istio", settings, cluster, cert_manager, after=after)
     return Layers(storage=storage, cert_manager=cert_manager, istio=istio, gpu=gpu)
