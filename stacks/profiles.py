@@ -40,7 +40,8 @@ _PIPELINES_ONLY = {k: k == "pipelines" for k in KUBEFLOW_COMPONENTS}
 @dataclass(frozen=True)
 class Profile:
     name: str
-    # Preflight floors per node. laptop: Kubeflow's single-developer set requests ~6 GiB on top of K3s;
+    # Preflight floors per node. laptop: the single-developer Kubeflow set needs ~7.6 GiB (footprint.py) plus
+    # K3s and the desktop, so a 16 GB machine (MemTotal ~15 GiB) passes and an 8 GB one is stopped early;
     # edge: K3s (~0.5 GiB) plus trimmed KFP (<=1.5 GiB) fits a 4 GB board (MemTotal ~3.7 GiB);
     # cloud: a general node of an HA cluster running the full platform.
     min_memory_mib: int
@@ -59,7 +60,7 @@ class Profile:
 
 PROFILES = {
     "laptop": Profile(
-        name="laptop", min_memory_mib=7168, min_disk_gib=30, storage="local-path", issuer="selfsigned",
+        name="laptop", min_memory_mib=11264, min_disk_gib=30, storage="local-path", issuer="selfsigned",
         gateway_service_type="LoadBalancer", kubeflow_mode="full", components=_SINGLE_DEVELOPER,
     ),
     "edge": Profile(
