@@ -180,12 +180,15 @@ class Run:
 
     def depends_on(self, a: str, b: str) -> bool:
         """Does resource `a` wait for resource `b` (directly or transitively)? Names are unique here."""
-        target = self.get(b).urn
+        return self.waits_for(self.get(a), self.get(b))
+
+    def waits_for(self, a: Registration, b: Registration) -> bool:
+        """Does registration `a` wait for registration `b`, directly or transitively?"""
         seen: set[str] = set()
-        stack = list(self.get(a).dependencies)
+        stack = list(a.dependencies)
         while stack:
             urn = stack.pop()
-            if urn == target:
+            if urn == b.urn:
                 return True
             if urn in seen:
                 continue

@@ -53,19 +53,7 @@ def uninstallers(run: harness.Run) -> dict[str, harness.Registration]:
 
 
 def waits_for(run: harness.Run, a: harness.Registration, b: harness.Registration) -> bool:
-    seen, todo = set(), list(a.dependencies)
-    while todo:
-        urn = todo.pop()
-        if urn == b.urn:
-            return True
-        if urn in seen:
-            continue
-        seen.add(urn)
-        try:
-            todo.extend(run.by_urn(urn).dependencies)
-        except StopIteration:
-            pass
-    return False
+    return run.waits_for(a, b)
 
 
 def first_server(run: harness.Run) -> str:
