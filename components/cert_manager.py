@@ -36,15 +36,23 @@ class CertManager(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("kubeflow-k3s:platform:CertManager", name, {}, opts)
+        # Created here, not by Helm, to carry Kubeflow's Pod Security label (restricted) before any
+        # pod starts; the chart's pods all meet the restricted standard.
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": plan.NAMESPACE, "labels": plan.namespace_labels()},
+            opts=cluster.k8s_options(self, depends_on=after),
+        )
         self.ready = helm.release(
             f"{name}-chart",
             "cert-manager",
             release_name="cert-manager",
             namespace=plan.NAMESPACE,
             values=plan.values(settings),
+            create_namespace=False,
             timeout_seconds=TIMEOUT_SECONDS,
             wait_for_jobs=True,
-            opts=cluster.k8s_options(self, depends_on=after),
+            opts=cluster.k8s_options(self, depends_on=[*after, namespace]),
         )
         self.issuers = []
         specs = plan.cluster_issuers(settings, istio_plan.INGRESS_CLASS)
@@ -66,7 +74,7 @@ class CertManager(pulumi.ComponentResource):
                 f"{name}-netpol-{policy}",
                 metadata={"name": policy, "namespace": plan.NAMESPACE},
                 spec=spec,
-                opts=cluster.k8s_options(self, depends_on=[self.ready]),  # the release creates the namespace
+                opts=cluster.k8s_options(self, depends_on=[self.ready]),
             )
         self.gateway_issuer = plan.gateway_issuer(settings)
         self.register_outputs(

@@ -27,6 +27,13 @@ ACME_ACCOUNT_SECRET = "letsencrypt-account-key"
 CA_DURATION = "87600h"  # ten years: the CA's root is trusted by hand, so it should rarely change
 
 
+def namespace_labels() -> dict[str, str]:
+    """Kubeflow's cert-manager namespace label (common/cert-manager/overlays/kubeflow): restricted PSS.
+    The chart's controller, webhook, cainjector and startupapicheck pods meet it by default, and so do
+    the ACME HTTP-01 solver pods cert-manager creates (cert-manager#5259)."""
+    return {"pod-security.kubernetes.io/enforce": "restricted"}
+
+
 def values(settings: Settings) -> dict[str, Any]:
     vals: dict[str, Any] = {
         # The chart installs and upgrades the CRDs; `keep` leaves them (and every Certificate) on uninstall.

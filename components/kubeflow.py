@@ -108,15 +108,8 @@ class Kubeflow(pulumi.ComponentResource):
         })
 
 
-def dashboard_url(settings: Settings) -> str:
-    port = ""
-    if settings.gateway.service_type == "NodePort" and settings.gateway.https_node_port:
-        port = f":{settings.gateway.https_node_port}"
-    return f"https://{settings.tls.host}{port}/"
-
-
 def outputs(settings: Settings, credentials: KubeflowCredentials) -> dict[str, object]:
-    url = dashboard_url(settings)
+    url = kubeflow_plan.dashboard_url(settings)
     out: dict[str, object] = {
         "kubeflowDashboardUrl": url,
         "kubeflowPipelinesEndpoint": f"{url}pipeline",

@@ -9,6 +9,7 @@ import pulumi
 from stacks.config import Secrets
 from stacks.settings import Settings
 
+from . import kubeflow_plan
 from .kfp import KfpStandalone
 from .kubeflow import Kubeflow
 
@@ -35,12 +36,12 @@ def build(settings: Settings, secrets: Secrets, platform: Any) -> tuple[pulumi.R
             istio_ready=_ready(platform.istio),
             storage_ready=_ready(platform.storage),
         )
-        return kf, kf.outputs
+        return kf, {**kf.outputs, "kubeflowAccess": kubeflow_plan.access_note(settings)}
     if mode == "pipelines":
         kfp = KfpStandalone(
             "kfp", settings, platform.cluster,
             ssh_private_key=secrets.ssh_private_key,
             storage_ready=_ready(platform.storage),
         )
-        return kfp, kfp.outputs
+        return kfp, {**kfp.outputs, "kubeflowAccess": kubeflow_plan.access_note(settings)}
     return None, {}

@@ -42,6 +42,9 @@ _API_VERSIONS = {
     "ValidatingWebhookConfiguration": "admissionregistration.k8s.io/v1",
     "MutatingWebhookConfiguration": "admissionregistration.k8s.io/v1",
     "Gateway": "networking.istio.io/v1beta1",
+    # As upstream writes them (common/oauth2-proxy/components/istio-external-auth).
+    "AuthorizationPolicy": "security.istio.io/v1beta1",
+    "RequestAuthentication": "security.istio.io/v1beta1",
 }
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from stacks import versions
 from stacks.settings import Settings
 
+from . import cert_manager_plan, istio_plan
 from . import kubeflow_overlay as ov
 from .kubeflow_overlay import ConfigMapMerge, Overlay, Patch
 
@@ -39,6 +40,15 @@ GATEWAY_NAMESPACE = "istio-system"
 INGRESS_SERVICE = "istio-ingressgateway"
 # Dex's OIDC client id is not a secret (it is in every authorisation URL); kept as upstream has it.
 OIDC_CLIENT_ID = "kubeflow-oidc-authservice"
+
+# Dex as the cluster reaches it (upstream's issuer; oauth2-proxy redeems codes and Istio fetches keys here).
+DEX_IN_CLUSTER = "http://dex.auth.svc.cluster.local:5556/dex"
+OAUTH2_CALLBACK = "/oauth2/callback"
+# Paths upstream's `istio-ingressgateway-oauth2-proxy` (CUSTOM) and `istio-ingressgateway-require-jwt`
+# (DENY) policies leave unauthenticated (common/oauth2-proxy/components/istio-external-auth).
+AUTH_EXEMPT_PATHS = ("/dex/*", "/dex/**", "/oauth2/*")
+# Where Let's Encrypt fetches the HTTP-01 token (RFC 8555 section 8.3), always over plain HTTP on port 80.
+ACME_CHALLENGE_PATHS = ("/.well-known/acme-challenge/*",)
 
 
 @dataclass(frozen=True)
@@ -204,13 +214,142 @@ def dex_user_id(email: str) -> str:
     return str(int(hashlib.sha256(email.encode()).hexdigest()[:12], 16))
 
 
+def public_identity(settings: Settings) -> bool:
+    """Issue 6: on `cloud`, Dex's issuer and oauth2-proxy's redirect URL are the public HTTPS URL of
+    tls.host. laptop (HTTPS on a local name) keeps upstream's in-cluster plain-HTTP issuer and
+    relative redirect, which work on any address, a port-forward included."""
+    return settings.profile == "cloud"
+
+
+def public_url(settings: Settings) -> str:
+    """https://<tls.host> without a port: on cloud the gateway's node ports sit behind a load balancer
+    that answers on 443 (and on 80, where Let's Encrypt's HTTP-01 check arrives)."""
+    return f"https://{settings.tls.host}"
+
+
+def dex_issuer(settings: Settings) -> str:
+    """The issuer Dex advertises and writes into every token (`iss`): oauth2-proxy and Istio's
+    RequestAuthentication must name exactly this."""
+    return f"{public_url(settings)}/dex" if public_identity(settings) else DEX_IN_CLUSTER
+
+
+def oauth2_redirect_url(settings: Settings) -> str:
+    """Where Dex sends the browser back to (registered in Dex's client, sent by oauth2-proxy)."""
+    return f"{public_url(settings)}{OAUTH2_CALLBACK}" if public_identity(settings) else OAUTH2_CALLBACK
+
+
+def oauth2_proxy_env(settings: Settings) -> list[dict]:
+    """oauth2-proxy settings that override its upstream config file (environment variables beat the
+    file: oauth2-proxy docs, "Configuration overview"). Only the issuer it expects in tokens and the
+    absolute redirect URL change; `skip_oidc_discovery`, `login_url = "/dex/auth"` (relative, for
+    the browser), `redeem_url` and `oidc_jwks_url` (in-cluster Dex) stay upstream's, so oauth2-proxy
+    never has to reach the public name from inside the cluster."""
+    if not public_identity(settings):
+        return []
+    return [
+        {"name": "OAUTH2_PROXY_OIDC_ISSUER_URL", "value": dex_issuer(settings)},
+        {"name": "OAUTH2_PROXY_REDIRECT_URL", "value": oauth2_redirect_url(settings)},
+        {"name": "OAUTH2_PROXY_RELATIVE_REDIRECT_URL", "value": "false"},
+    ]
+
+
+def dex_jwt_rules(settings: Settings) -> list[dict]:
+    """Istio's `istio-system/dex-jwt` RequestAuthentication: upstream's rule with the public issuer.
+    Without `jwksUri` istiod would discover the keys at <issuer>/.well-known/openid-configuration, i.e.
+    through the public name from inside the cluster; it fetches them from in-cluster Dex instead
+    (Dex's NetworkPolicy admits istiod)."""
+    return [{
+        "issuer": dex_issuer(settings),
+        "jwksUri": f"{DEX_IN_CLUSTER}/keys",
+        "forwardOriginalToken": True,
+        "outputClaimToHeaders": [
+            {"header": "kubeflow-userid", "claim": "email"},
+            {"header": "kubeflow-groups", "claim": "groups"},
+        ],
+        "fromHeaders": [{"name": "Authorization", "prefix": "Bearer "}],
+    }]
+
+
+def dashboard_url(settings: Settings) -> str:
+    """The dashboard's URL: the public one on cloud (public_url), else tls.host on the gateway's
+    HTTPS port (the node port when the gateway is a NodePort Service with nothing in front)."""
+    if public_identity(settings):
+        return f"{public_url(settings)}/"
+    port = ""
+    if settings.gateway.service_type == "NodePort" and settings.gateway.https_node_port:
+        port = f":{settings.gateway.https_node_port}"
+    return f"https://{settings.tls.host}{port}/"
+
+
+def access_note(settings: Settings) -> str:
+    """The `kubeflowAccess` output: how the stack is reached and whether that is fit for the internet
+    (issue 6: laptop and edge may use plain HTTP on a local address, said plainly)."""
+    mode = settings.kubeflow.mode
+    if mode == "pipelines":
+        return ("plain HTTP on a local address: Kubeflow Pipelines standalone has no login and no TLS; "
+                "reach it only through kubeflowPortForward at http://localhost:8080/ and do not expose ml-pipeline-ui")
+    if mode != "full":
+        return ""
+    url = dashboard_url(settings)
+    if public_identity(settings):
+        note = (f"public HTTPS only: {url} (plain HTTP is redirected to HTTPS); login through Dex with issuer "
+                f"{dex_issuer(settings)} and redirect {oauth2_redirect_url(settings)}")
+        if settings.gateway.service_type == "NodePort":
+            note += (f"; the load balancer for {settings.tls.host} must forward 443 to node port "
+                     f"{settings.gateway.https_node_port} and 80 to node port {settings.gateway.http_node_port}")
+        return note
+    certificate = ("a Let's Encrypt certificate" if cert_manager_plan.acme_enabled(settings)
+                   else f"the cluster's own CA ({cert_manager_plan.CA_ISSUER}, not publicly trusted)")
+    return (f"local address: {url} over HTTPS with {certificate}; the login's identity provider is plain HTTP "
+            f"inside the cluster (Dex issuer {DEX_IN_CLUSTER}, relative redirect {OAUTH2_CALLBACK}): "
+            f"not set up for the internet")
+
+
+def gateway_http_port(settings: Settings) -> int:
+    """The ingress gateway pod's plain-HTTP port (the Service's port 80 targets it). Authorization
+    policies match workload ports, not Service ports (istio/api#3075)."""
+    ports = istio_plan.ingress_gateway_values(settings)["service"]["ports"]
+    return next(p["targetPort"] for p in ports if p["port"] == 80)
+
+
+def auth_operations(settings: Settings) -> list[dict]:
+    """The `to` of both ingress-gateway auth policies: what needs a login.
+
+    Upstream: every path but Dex's and oauth2-proxy's. With ACME (tls.issuer letsencrypt) the
+    HTTP-01 challenge path is also left out, but only on the plain-HTTP port, where the gateway
+    serves nothing else (kubeflow-gateway redirects it to HTTPS; cert-manager's solver Ingress adds a
+    route for tls.host and the token path). On the HTTPS port the path stays behind the login. Without
+    ACME nobody needs the path, so it keeps upstream's policy."""
+    if not cert_manager_plan.acme_enabled(settings):
+        return [{"operation": {"notPaths": list(AUTH_EXEMPT_PATHS)}}]
+    return [
+        {"operation": {"notPaths": [*AUTH_EXEMPT_PATHS, *ACME_CHALLENGE_PATHS]}},
+        {"operation": {"paths": list(ACME_CHALLENGE_PATHS), "notPorts": [str(gateway_http_port(settings))]}},
+    ]
+
+
+def auth_policy_rules(settings: Settings) -> dict[str, list[dict]]:
+    """{policy name: rules} of upstream's two ingress-gateway policies with auth_operations()."""
+    to = auth_operations(settings)
+    return {
+        "istio-ingressgateway-oauth2-proxy": [
+            {"to": to, "when": [{"key": "request.headers[authorization]", "notValues": ["*"]}]},
+        ],
+        "istio-ingressgateway-require-jwt": [
+            {"from": [{"source": {"notRequestPrincipals": ["*"]}}], "to": to},
+        ],
+    }
+
+
 def dex_config(settings: Settings) -> str:
-    """Dex's config.yaml: upstream's, with the configured admin in place of user@example.com.
-    The password hash comes from the `dex-passwords` Secret through DEX_USER_PASSWORD, the client
-    secret from `dex-oidc-client`: nothing secret is in this text."""
+    """Dex's config.yaml: upstream's, with the configured admin in place of user@example.com, and on
+    cloud the public issuer and redirect URL (public_identity). The password hash comes from the
+    `dex-passwords` Secret through DEX_USER_PASSWORD, the client secret from `dex-oidc-client`:
+    nothing secret is in this text. Dex serves under the issuer's path (/dex) whatever host the
+    issuer names, so in-cluster token redemption at DEX_IN_CLUSTER keeps working."""
     email = settings.kubeflow.admin_email
     return (
-        "issuer: http://dex.auth.svc.cluster.local:5556/dex\n"
+        f"issuer: {dex_issuer(settings)}\n"
         "storage:\n  type: kubernetes\n  config:\n    inCluster: true\n"
         "web:\n  http: 0.0.0.0:5556\n"
         "logger:\n  level: \"info\"\n  format: text\n"
@@ -223,7 +362,7 @@ def dex_config(settings: Settings) -> str:
         f"  userID: \"{dex_user_id(email)}\"\n"
         "staticClients:\n"
         "- idEnv: OIDC_CLIENT_ID\n"
-        "  redirectURIs: [\"/oauth2/callback\"]\n"
+        f"  redirectURIs: [\"{oauth2_redirect_url(settings)}\"]\n"
         "  name: 'Dex Login Application'\n"
         "  secretEnv: OIDC_CLIENT_SECRET\n"
     )
@@ -257,6 +396,18 @@ def step_patches(settings: Settings, step: Step) -> tuple[tuple[Patch, ...], tup
         patches.append(_delete_secret("oauth2-proxy", "oauth2-proxy"))
         # The gateway serves HTTPS on every full stack, so the session cookie is Secure.
         merges.append(ConfigMapMerge("oauth2-proxy-parameters", "oauth2-proxy", {"FORCE_HTTPS": "true"}))
+        env = oauth2_proxy_env(settings)
+        if env:
+            patches.append(Patch("Deployment", "oauth2-proxy", "oauth2-proxy", merge={"spec": {"template": {"spec": {
+                "containers": [{"name": "oauth2-proxy", "env": env}]}}}},
+                why="the public HTTPS issuer and redirect URL (cloud)"))
+            patches.append(Patch("RequestAuthentication", "dex-jwt", GATEWAY_NAMESPACE,
+                                 merge={"spec": {"jwtRules": dex_jwt_rules(settings)}},
+                                 why="Istio accepts tokens of Dex's public issuer, keys fetched in-cluster"))
+        if cert_manager_plan.acme_enabled(settings):
+            for policy, rules in auth_policy_rules(settings).items():
+                patches.append(Patch("AuthorizationPolicy", policy, GATEWAY_NAMESPACE, merge={"spec": {"rules": rules}},
+                                     why="Let's Encrypt's HTTP-01 check reaches the challenge solver without a login"))
     elif step.name == "dex":
         patches.append(_delete_secret("dex-passwords", "auth"))
         patches.append(_delete_secret("dex-oidc-client", "auth"))

@@ -96,6 +96,53 @@ def test_gateway_serves_https_with_the_platform_certificate_and_redirects_http()
     assert servers["HTTPS"]["port"]["number"] == 443
 
 
+def test_cloud_identity_is_the_public_https_url_and_laptop_keeps_upstreams():
+    cloud, dev = settings("cloud"), settings("dev")
+    assert kp.public_identity(cloud) and not kp.public_identity(dev)
+    assert kp.dex_issuer(cloud) == "https://kubeflow.example.com/dex"
+    assert kp.oauth2_redirect_url(cloud) == "https://kubeflow.example.com/oauth2/callback"
+    assert yaml.safe_load(kp.dex_config(cloud))["issuer"] == kp.dex_issuer(cloud)
+    assert {e["name"]: e["value"] for e in kp.oauth2_proxy_env(cloud)} == {
+        "OAUTH2_PROXY_OIDC_ISSUER_URL": "https://kubeflow.example.com/dex",
+        "OAUTH2_PROXY_REDIRECT_URL": "https://kubeflow.example.com/oauth2/callback",
+        "OAUTH2_PROXY_RELATIVE_REDIRECT_URL": "false",
+    }
+    assert kp.dex_issuer(dev) == "http://dex.auth.svc.cluster.local:5556/dex" and kp.oauth2_proxy_env(dev) == []
+    assert yaml.safe_load(kp.dex_config(dev))["staticClients"][0]["redirectURIs"] == ["/oauth2/callback"]
+    # laptop's plan does not touch oauth2-proxy's identity or Istio's JWT rule
+    [proxy] = [p for p in kp.plan(dev) if p.step.name == "oauth2-proxy"]
+    assert {(p.kind, p.name) for p in proxy.overlay.patches} == {("Namespace", "oauth2-proxy"), ("Secret", "oauth2-proxy")}
+
+
+def test_every_full_stack_forces_https_cookies():
+    for stack in ("dev", "cloud"):
+        [proxy] = [p for p in kp.plan(settings(stack)) if p.step.name == "oauth2-proxy"]
+        assert [m.literals for m in proxy.overlay.config_map_merges] == [{"FORCE_HTTPS": "true"}]
+
+
+def test_acme_exemption_only_with_letsencrypt_and_only_on_plain_http():
+    exempt = kp.auth_operations(settings("cloud"))
+    assert exempt == [
+        {"operation": {"notPaths": ["/dex/*", "/dex/**", "/oauth2/*", "/.well-known/acme-challenge/*"]}},
+        {"operation": {"paths": ["/.well-known/acme-challenge/*"], "notPorts": ["8080"]}},
+    ]
+    raw = copy.deepcopy(stack_raw("cloud"))
+    raw["tls"]["issuer"] = "selfsigned"
+    assert kp.auth_operations(parse_settings(raw, "cloud")) == [{"operation": {"notPaths": ["/dex/*", "/dex/**", "/oauth2/*"]}}]
+
+
+def test_access_note_says_plain_http_on_a_local_address_for_standalone_pipelines():
+    note = kp.access_note(settings("dev", mode="pipelines"))
+    assert note.startswith("plain HTTP on a local address") and "no login and no TLS" in note
+    assert kp.access_note(settings("dev", mode="none")) == ""
+    raw = copy.deepcopy(stack_raw("cloud"))
+    raw["gateway"] = {"serviceType": "LoadBalancer"}
+    lb = parse_settings(raw, "cloud")
+    assert kp.dashboard_url(lb) == "https://kubeflow.example.com/" and "node port" not in kp.access_note(lb)
+    nodeport_laptop = parse_settings({**copy.deepcopy(stack_raw("dev")), "gateway": {"serviceType": "NodePort"}}, "dev")
+    assert kp.dashboard_url(nodeport_laptop) == "https://kubeflow.localhost:30443/"
+
+
 def test_every_fail_webhook_of_a_step_waits_for_its_serving_deployment():
     for planned in kp.plan(settings("cloud")):
         for kind, name, ns, deployment in planned.step.webhooks:

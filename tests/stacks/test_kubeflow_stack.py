@@ -105,8 +105,11 @@ def test_outputs(runs):
     assert dev["kubeflowLoginEmail"] == "admin@kubeflow.local"
     assert dev["kubeflowPortForward"] == "kubectl port-forward -n istio-system svc/istio-ingressgateway 8443:443"
     assert runs["dev"].secret_exports["kubeflowAdminPassword"] is True
-    assert cloud["kubeflowDashboardUrl"] == "https://kubeflow.example.com:30443/"
-    assert cloud["kubeflowPipelinesEndpoint"] == "https://kubeflow.example.com:30443/pipeline"
+    # cloud: the public URL (the load balancer in front of the node ports answers on 443)
+    assert cloud["kubeflowDashboardUrl"] == "https://kubeflow.example.com/"
+    assert cloud["kubeflowPipelinesEndpoint"] == "https://kubeflow.example.com/pipeline"
+    for run in runs.values():
+        assert run.secret_exports["kubeflowAccess"] is False and run.exports["kubeflowAccess"]
     assert "kubeflowPortForward" not in cloud
     assert edge["kubeflowPortForward"] == "kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80"
     assert "kubeflowAdminPassword" not in edge
