@@ -66,7 +66,8 @@ def test_pull_requests_run_the_tests_then_preview_every_stack_with_the_policy_pa
     assert set(data["on"]) == {"pull_request"}, "pull_request only (never pull_request_target: it exposes secrets to forks)"
     test, preview = data["jobs"]["test"], data["jobs"]["preview"]
     assert any(s.get("run", "").strip() == ".ci/run" for s in steps(test))
-    assert "pytest" in (harness.ROOT / ".ci" / "run").read_text()
+    assert "scripts/run-tests.sh" in (harness.ROOT / ".ci" / "run").read_text()
+    assert "pytest" in (harness.ROOT / "scripts" / "run-tests.sh").read_text()
     assert preview["needs"] == "test"
     assert preview["strategy"]["matrix"]["stack"] == list(harness.STACKS)
     assert preview["strategy"]["fail-fast"] is False

