@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
+import shutil
 from dataclasses import dataclass
 
 from tests import kustomize_lite
@@ -125,3 +126,12 @@ def serving_deployments(docs, webhook: dict) -> set[tuple[str, str]]:
                 ):
                     out.add((d["metadata"]["namespace"], d["metadata"]["name"]))
     return out
+
+
+def kustomize_cmd() -> list[str] | None:
+    """A real kustomize: `kustomize build`, or `kubectl kustomize` (scripts/run-tests.sh installs one)."""
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    return None

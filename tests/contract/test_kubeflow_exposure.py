@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -266,17 +265,11 @@ def test_outputs_say_how_each_stack_is_reached(runs):
 
 # Real kustomize over the 26.03 tree ------------------------------------------------------------------
 
-def kustomize_cmd():
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    return None
 
 
 @pytest.mark.parametrize("step", ["oauth2-proxy", "dex"])
 def test_real_kustomize_renders_the_public_identity_and_acme_policies_as_modelled(upstream, rendered, step):
-    cmd = kustomize_cmd()
+    cmd = up.kustomize_cmd()
     if cmd is None:
         pytest.skip("no kustomize or kubectl binary installed")
     raw = copy.deepcopy(stack_raw("cloud"))

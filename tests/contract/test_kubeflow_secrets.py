@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import copy
 import pathlib
-import shutil
 import subprocess
 
 import bcrypt
@@ -82,16 +81,6 @@ def applied(upstream):
     return steps, literals
 
 
-def strings(value):
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield str(k)
-            yield from strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from strings(v)
-    elif isinstance(value, str):
-        yield value
 
 
 def test_the_literals_were_found_upstream(applied):
@@ -105,7 +94,7 @@ def test_no_upstream_credential_is_applied_by_any_step(applied):
     steps, literals = applied
     for name, docs in steps.items():
         for doc in docs:
-            leaked = {lit for s in strings(doc) for lit in leaks(s, literals)}
+            leaked = {lit for s in harness.strings_outside_secrets(doc) for lit in leaks(s, literals)}
             assert not leaked, f"{name}: {doc['kind']} {doc['metadata']['name']} carries {leaked}"
             if doc["kind"] == "Secret":
                 assert not any(doc["metadata"]["name"].startswith(s) for s in cp.SECRETS), (name, doc["metadata"])
@@ -173,7 +162,7 @@ def test_profile_namespaces_get_their_own_object_store_keys_from_the_replaced_ad
 def test_no_upstream_credential_in_any_input_of_any_stack(runs, applied, stack):
     _, literals = applied
     for reg in runs[stack].registrations:
-        leaked = {lit for s in strings(reg.inputs) for lit in leaks(s, literals)}
+        leaked = {lit for s in harness.strings_outside_secrets(reg.inputs) for lit in leaks(s, literals)}
         assert not leaked, f"{reg.type} {reg.name}: {leaked}"
     for path in (kp.PROJECT_ROOT / ".build" / "kubeflow" / stack).rglob("kustomization.yaml"):
         assert not leaks(path.read_text(), {lit for lit in literals if len(lit) >= 8}), path
@@ -223,17 +212,11 @@ def test_two_runs_give_identical_inputs_including_every_generated_credential(run
 
 # Real kustomize over the real 26.03 tree, where a binary is installed ----------------------------
 
-def kustomize_cmd():
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    return None
 
 
 @pytest.mark.parametrize("step", ["oauth2-proxy", "dex", "katib", "kubeflow-istio-resources", "kserve"])
 def test_real_kustomize_renders_the_overlay_as_the_tests_model_it(upstream, applied, step, tmp_path):
-    cmd = kustomize_cmd()
+    cmd = up.kustomize_cmd()
     if cmd is None:
         pytest.skip("no kustomize or kubectl binary installed")
     raw = copy.deepcopy(stack_raw("cloud"))
@@ -253,7 +236,7 @@ def test_real_kustomize_renders_the_overlay_as_the_tests_model_it(upstream, appl
     key = lambda d: (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"].rsplit("-", 1)[0]
                      if d["kind"] in ("ConfigMap", "Secret") else d["metadata"]["name"])
     assert sorted(map(key, real)) == sorted(map(key, model))
-    assert not {lit for doc in real for text in strings(doc) for lit in leaks(text, literals)}
+    assert not {lit for doc in real for text in harness.strings_outside_secrets(doc) for lit in leaks(text, literals)}
     for doc in real:
         if doc["kind"] in up.WORKLOAD_KINDS:
             assert set(secret_refs(doc)) == set(secret_refs(next(m for m in model if key(m) == key(doc))))
@@ -263,7 +246,7 @@ def test_real_kustomize_renders_the_overlay_as_the_tests_model_it(upstream, appl
 def test_real_kustomize_applies_the_kfp_patches_as_modelled(upstream, applied, which, tmp_path):
     """KFP's kustomizations need network (argo-workflows bases) or files left out of the reference
     data (sync.py), so real kustomize gets the rendered objects as its resource and our patches."""
-    cmd = kustomize_cmd()
+    cmd = up.kustomize_cmd()
     if cmd is None:
         pytest.skip("no kustomize or kubectl binary installed")
     import dataclasses
