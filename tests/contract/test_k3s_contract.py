@@ -56,3 +56,13 @@ def test_k3s_pin_matches_kubeflows_kubernetes(upstream):
     assert versions.KUBERNETES_MINOR == tested
     major, minor = re.match(r"v(\d+)\.(\d+)\.", versions.K3S_VERSION).groups()
     assert f"{major}.{minor}" == tested
+
+
+def test_inotify_limits_are_kubeflows(upstream):
+    from components import k3s_plan
+
+    readme = (upstream / "kubeflow-manifests-26.03" / "README.md").read_text()
+    for key in ("fs.inotify.max_user_instances", "fs.inotify.max_user_watches"):
+        value = re.search(rf"sysctl {re.escape(key)}=(\d+)", readme).group(1)
+        assert k3s_plan.BASE_SYSCTLS[key] == value, key
+
