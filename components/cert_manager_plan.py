@@ -72,7 +72,9 @@ def cluster_issuers(settings: Settings, ingress_class: str) -> dict[str, dict[st
                 "server": ACME_SERVER,
                 "email": settings.tls.email,
                 "privateKeySecretRef": {"name": ACME_ACCOUNT_SECRET},
-                "solvers": [{"http01": {"ingress": {"ingressClassName": ingress_class}}}],
+                # The gateway reaches the solver inside the cluster: its Service needs no node port
+                # (cert-manager's default is NodePort, which would open a port on every node).
+                "solvers": [{"http01": {"ingress": {"ingressClassName": ingress_class, "serviceType": "ClusterIP"}}}],
             }
         }
     return issuers

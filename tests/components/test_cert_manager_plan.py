@@ -50,7 +50,7 @@ def test_cloud_gets_an_acme_issuer_solving_through_the_istio_gateway():
     acme = issuers["letsencrypt"]["acme"]
     assert acme["email"] == "ops@example.com"
     assert acme["server"] == "https://acme-v02.api.letsencrypt.org/directory"
-    assert acme["solvers"] == [{"http01": {"ingress": {"ingressClassName": "istio"}}}]
+    assert acme["solvers"] == [{"http01": {"ingress": {"ingressClassName": "istio", "serviceType": "ClusterIP"}}}]
     assert plan.gateway_issuer(s) == "letsencrypt"
     # Istio serves Ingresses of that class on the ingress gateway.
     mesh = istio_plan.mesh_config()

@@ -331,3 +331,34 @@ def test_cert_manager_has_kubeflows_issuer_and_policies(upstream):
     assert ours[issuer["metadata"]["name"]] == issuer["spec"]
     kf_policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
     assert cert_manager_plan.network_policies() == kf_policies
+
+
+def test_acme_solver_fields_exist_in_cert_managers_crd(upstream):
+    """The ClusterIssuer fields the program sets exist in cert-manager 1.19's CRD (Kubeflow's rendered copy)."""
+    import yaml
+
+    from components import cert_manager_plan
+    from stacks.settings import parse_settings
+    from tests.stacks.test_settings import stack_raw
+
+    rendered = upstream / "rendered" / "kubeflow-26.03" / "01-common_cert-manager_overlays_kubeflow.yaml"
+    crd = next(d for d in yaml.safe_load_all(rendered.read_text())
+               if d and d.get("kind") == "CustomResourceDefinition" and d["metadata"]["name"] == "clusterissuers.cert-manager.io")
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+    def check(value, node, path):
+        props = node.get("properties")
+        if isinstance(value, dict) and props is not None:
+            for key, sub in value.items():
+                assert key in props, f"{path}.{key} is not a ClusterIssuer field"
+                check(sub, props[key], f"{path}.{key}")
+        elif isinstance(value, list) and "items" in node:
+            for item in value:
+                check(item, node["items"], f"{path}[]")
+
+    issuers = cert_manager_plan.cluster_issuers(parse_settings(stack_raw("cloud"), "cloud"), "istio")
+    assert "letsencrypt" in issuers or any("acme" in spec for spec in issuers.values())
+    for name, spec in issuers.items():
+        check(spec, schema, f"{name}.spec")
+    acme = next(spec["acme"] for spec in issuers.values() if "acme" in spec)
+    assert acme["solvers"][0]["http01"]["ingress"]["serviceType"] in ("ClusterIP", "NodePort")
