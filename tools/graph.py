@@ -26,6 +26,7 @@ import sys
 from dataclasses import dataclass
 
 from tests import harness
+from tools import cli
 
 README = harness.ROOT / "README.md"
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -214,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when README.md's diagrams are out of date")
     args = parser.parse_args(argv)
     stacks = args.stacks or list(harness.STACKS)
-    bodies = {stack: markdown(harness.run_stack(stack)) for stack in stacks}
+    cli.check_stacks(stacks)
+    bodies = {}
+    for stack in stacks:
+        with cli.evaluating(stack):
+            bodies[stack] = markdown(harness.run_stack(stack))
     if args.update_readme or args.check:
         text = README.read_text()
         new = update_readme(text, bodies)
@@ -235,4 +240,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))
