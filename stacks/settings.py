@@ -359,7 +359,7 @@ class _Reader:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
             value = str(value)
         if not isinstance(value, str) or not QUANTITY_RE.match(value.strip()):
-            self.fail(key, f"{value!r} is not a Kubernetes quantity (e.g. 8, \"500m\", \"32Gi\")")
+            self.fail(key, f"{value!r} is not a Kubernetes quantity (e.g. \"8\", \"500m\", \"32Gi\")")
             return None
         return value.strip()
 
