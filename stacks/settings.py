@@ -6,7 +6,7 @@ frozen `Settings`, or raises `ConfigError` listing *every* problem found, each n
 and what is allowed. It never touches the engine or a host, so the whole model is unit-tested offline
 and a bad stack file fails before `pulumi up` creates anything.
 
-Defaults come from the stack's profile (stacks/profiles.py); the README's config reference documents
+Defaults come from the stack's profile (stacks/profiles.py); docs/configuration.md documents
 each key.
 """
 
