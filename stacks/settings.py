@@ -819,7 +819,7 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         auto_enabled=tuple(auto_enabled),
     )
 
-    _cross_checks(r, nodes, k3s, gateway)
+    _cross_checks(r, nodes, k3s, gateway, ssh)
     _ignored_settings(r, raw, nodes, kubeflow, gateway, tls)
     if r.problems:
         raise ConfigError(r.problems)
@@ -839,13 +839,13 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
     )
 
 
-def _cross_checks(r: _Reader, nodes: list[Node], k3s: K3sSettings, gateway: GatewaySettings) -> None:
+def _cross_checks(r: _Reader, nodes: list[Node], k3s: K3sSettings, gateway: GatewaySettings, ssh: SshSettings) -> None:
     """Problems no single key shows: two nodes on one machine, one port for two listeners, overlapping networks."""
     seen: dict[tuple[str, int], int] = {}
     for i, n in enumerate(nodes):
         if n.connection != "ssh" or not n.host:
             continue
-        where = (n.host.lower(), n.port or 0)
+        where = (n.host.lower(), n.port or ssh.port)
         if where in seen:
             r.fail(f"nodes[{i}].host", f"{n.host} is also nodes[{seen[where]}]'s host: one machine runs one K3s node")
         seen.setdefault(where, i)

@@ -90,6 +90,8 @@ CASES = [
     # Cross-node and cross-key checks
     ("two nodes on one host", "cloud", {"nodes": nodes_with(3, host="192.0.2.11")}, None, None, ERROR,
      "nodes[3].host", "nodes[0]"),
+    ("two nodes on one host, port 22 spelled out", "cloud", {"nodes": nodes_with(4, host="192.0.2.21", port=22)}, None, None,
+     ERROR, "nodes[4].host", "nodes[3]"),
     ("httpNodePort == httpsNodePort", "cloud", {"gateway": {"httpNodePort": 30443}}, None, None, ERROR,
      "gateway.httpsNodePort", "must differ"),
     ("cluster-cidr /33", "dev", {"k3s": {"extraConfig": {"cluster-cidr": "10.42.0.0/33"}}}, None, None, ERROR,
@@ -233,3 +235,10 @@ def test_cluster_wide_keys_are_fine_in_k3s_extra_config_and_on_a_single_server()
     single = {"profile": "edge", "ssh": {"user": "u"},
               "nodes": [{"name": "s1", "host": "192.0.2.11", "role": "server", "extraConfig": {"cluster-cidr": "10.52.0.0/16"}}]}
     assert parse_settings(single).nodes[0].extra_config["cluster-cidr"] == "10.52.0.0/16"
+
+
+def test_two_nodes_behind_one_address_on_different_ports_are_two_machines():
+    raw = harness.yaml.safe_load((harness.ROOT / "Pulumi.cloud.yaml").read_text())["config"]
+    raw = {k.split(":", 1)[1]: v for k, v in raw.items()}
+    raw["nodes"][4].update(host="192.0.2.21", port=2222)
+    assert parse_settings(raw, "cloud").node("gpu-1").port == 2222
