@@ -820,9 +820,9 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
     )
 
     _cross_checks(r, nodes, k3s, gateway, ssh)
-    _ignored_settings(r, raw, nodes, kubeflow, gateway, tls)
     if r.problems:
         raise ConfigError(r.problems)
+    _ignored_settings(r, raw, nodes, kubeflow, gateway, tls)
     return Settings(
         stack_name=stack_name,
         profile=profile_name,
