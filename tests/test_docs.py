@@ -106,9 +106,10 @@ def test_quick_start_commands_name_what_exists(runs):
             assert output.group(1) in outputs, line
 
 
-def test_readme_outputs_exist(runs):
+@pytest.mark.parametrize("doc", [README, ROOT / "docs" / "configuration.md"], ids=lambda p: p.name)
+def test_the_outputs_named_exist(runs, doc):
     outputs = set().union(*(run.exports for run in runs.values()))
-    table = README.read_text().split("## Outputs", 1)[1].split("##", 1)[0]
+    table = doc.read_text().split("## Outputs", 1)[1].split("\n## ", 1)[0]
     named = {n for row in table.splitlines() if row.startswith("| `") for n in re.findall(r"`(\w+)`", row.split("|")[1])}
     assert named and named <= outputs, named - outputs
 
