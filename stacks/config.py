@@ -96,7 +96,7 @@ def load() -> tuple[Settings, Secrets]:
         )
     if problems:
         raise ConfigError(problems)
-    notices = secret_warnings(present, secret_config_keys())
+    notices = secret_warnings(present, secret_config_keys()) + ignored_secret_warnings(settings, present)
     if notices:
         settings = dataclasses.replace(settings, notices=settings.notices + tuple(notices))
     if pulumi.runtime.get_config(f"{NS}:k3sToken") == "":
@@ -131,3 +131,9 @@ def secret_warnings(present: set[str], secret_keys: set[str]) -> list[str]:
     if pulumi.runtime.get_config(f"{NS}:k3sToken") == "":
         out.append(f"{NS}:k3sToken is empty: a random cluster token is generated instead")
     return out
+
+
+def ignored_secret_warnings(settings: Settings, present: set[str]) -> list[str]:
+    if "adminPassword" in present and settings.kubeflow.mode != "full":
+        return [f"{NS}:adminPassword is ignored with kubeflow.mode: {settings.kubeflow.mode} (there is no Kubeflow login)"]
+    return []

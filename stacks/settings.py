@@ -869,8 +869,11 @@ def _ignored_settings(r: _Reader, raw: Mapping[str, Any], nodes: list[Node], kub
         for section in ("tls", "gateway"):
             if raw.get(section):
                 r.warn(section, "is ignored with kubeflow.mode: pipelines (no Istio gateway, no certificate)")
-    if kubeflow.mode != "full" and (raw.get("kubeflow") or {}).get("users"):
-        r.warn("kubeflow.users", f"is ignored with kubeflow.mode: {kubeflow.mode} (users are Kubeflow profiles)")
+    if kubeflow.mode != "full":
+        # Users, the admin login and the component switches belong to the full platform (Dex, profiles).
+        for key in ("users", "adminEmail", "components"):
+            if (raw.get("kubeflow") or {}).get(key):
+                r.warn(f"kubeflow.{key}", f"is ignored with kubeflow.mode: {kubeflow.mode} (it configures full Kubeflow)")
     if raw.get("gpu") and not any(n.gpu != "none" for n in nodes):
         r.warn("gpu", "is ignored: no node has gpu: nvidia or gpu: jetson")
     gd = raw.get("gateway") or {}
