@@ -34,9 +34,34 @@ CLOUD_SCHEMA = PolicyConfigSchema(
 NS = "kubeflow-k3s"
 
 
+# The stack config of the engine's ConfigureStack call (newer engines send it there too, with the stack's
+# name; pulumi-policy 1.21 keeps only its tags), kept as a second source next to PULUMI_CONFIG.
+CONFIGURED: dict = {}
+
+
+def _remember_stack_config() -> None:
+    import pulumi_policy.policy as pp
+
+    servicer = getattr(pp, "_PolicyAnalyzerServicer", None)
+    original = getattr(servicer, "ConfigureStack", None)
+    if original is None or getattr(original, "_kubeflow_k3s", False):
+        return
+
+    def configure_stack(self, request, context):
+        CONFIGURED.update(dict(request.config))
+        return original(self, request, context)
+
+    configure_stack._kubeflow_k3s = True
+    servicer.ConfigureStack = configure_stack
+
+
+_remember_stack_config()
+
+
 def stack_config() -> dict:
     """The stack's config as the engine passed it to the pack (namespaced keys)."""
-    found = dict(pulumi.runtime.get_config_env())
+    found = dict(CONFIGURED)
+    found.update(pulumi.runtime.get_config_env())
     found.update(pulumi.runtime.config.CONFIG.get())
     return found
 

@@ -124,3 +124,13 @@ def test_the_example_password_in_the_stack_config_is_a_violation():
     with serve({"kubeflow-k3s:profile": "laptop", "kubeflow-k3s:adminPassword": "12341234"}) as stub:
         response = stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[]))
     assert [d.policyName for d in response.diagnostics] == ["no-example-password-in-config"]
+
+
+def test_the_profile_also_arrives_through_configure_stack():
+    """Newer engines also send the stack's config in the ConfigureStack call."""
+    with serve() as stub:
+        before = analyze(stub, "command:remote:Command", INSTALL_UNTAINTED_GPU, stack="prod")
+        stub.ConfigureStack(analyzer_pb2.AnalyzerStackConfigureRequest(
+            stack="prod", project="kubeflow-k3s", config={"kubeflow-k3s:profile": "cloud"}))
+        after = analyze(stub, "command:remote:Command", INSTALL_UNTAINTED_GPU, stack="prod")
+    assert before == [] and [f.split(":")[0] for f in after] == ["gpu-nodes-tainted-on-cloud"]
