@@ -820,6 +820,7 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
     )
 
     _cross_checks(r, nodes, k3s, gateway, ssh)
+    _profile_floors(r, profile_name, nodes, k3s)
     if r.problems:
         raise ConfigError(r.problems)
     _ignored_settings(r, raw, nodes, kubeflow, gateway, tls)
@@ -887,3 +888,19 @@ def _ignored_settings(r: _Reader, raw: Mapping[str, Any], nodes: list[Node], kub
     if version and f"{version.group(1)}.{version.group(2)}" != versions.KUBERNETES_MINOR:
         r.warn("k3s.version", f"is K3s {version.group(1)}.{version.group(2)}: this release is tested with "
                               f"{versions.KUBERNETES_MINOR} ({versions.K3S_VERSION})")
+
+
+# K3s config values a profile promises, which extraConfig may not take back (k3s_plan.node_config sets them).
+PROFILE_FLOORS = {"cloud": {"tls-san-security": True}}
+
+
+def _profile_floors(r: _Reader, profile_name: str, nodes: list[Node], k3s: K3sSettings) -> None:
+    """The profile's promises hold after extraConfig is merged (secrets-encryption, write-kubeconfig-mode and
+    protect-kernel-defaults cannot be set there at all: k3s_flags.OWNED_KEYS)."""
+    sources = [("k3s.extraConfig", k3s.extra_config)] + [
+        (f"nodes[{i}].extraConfig", n.extra_config) for i, n in enumerate(nodes) if n.is_server]
+    for flag, promised in PROFILE_FLOORS.get(profile_name, {}).items():
+        for key, extra in sources:
+            value = extra.get(flag)
+            if value is not None and str(value).lower() != str(promised).lower():
+                r.fail(f"{key}.{flag}", f"must stay {str(promised).lower()} on the {profile_name} profile")
