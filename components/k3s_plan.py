@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from stacks import versions
+from stacks import k3s_flags, versions
 from stacks.settings import Node, Settings
 
 API_PORT = 6443
@@ -133,8 +133,11 @@ def node_config(settings: Settings, node: Node, token: str = TOKEN_PLACEHOLDER) 
     extra = k3s.extra_config if node.is_server else k3s.agent_extra_config
     for source in (extra, node.extra_config):
         for key, value in source.items():
-            if key == "disable" and isinstance(value, list):
-                cfg["disable"] = sorted(set(cfg.get("disable", [])) | set(value))
+            if key in k3s_flags.MERGED_KEYS and key in cfg:
+                # Added to the program's entries, never replacing them (a list or one comma-separated string).
+                added = value if isinstance(value, list) else [v.strip() for v in str(value).split(",")]
+                merged = list(cfg[key]) + [v for v in added if v not in cfg[key]]
+                cfg[key] = sorted(merged) if key == "disable" else merged
             else:
                 cfg[key] = value
     return cfg

@@ -1,7 +1,10 @@
 """The kubeflow-k3s policy pack: adapts the engine's arguments to the plain validators in validators.py.
 
-Every policy is mandatory. Policy config (`pulumi preview --policy-pack-config`): `cloudStacks`, the stack
-names the cloud-only rules apply to (default ["cloud"]).
+Every policy is mandatory. The cloud-only rules apply to every stack whose config sets
+`kubeflow-k3s:profile: cloud`: the engine gives a policy pack the stack's config as it gives the program
+(PULUMI_CONFIG, read by pulumi.Config / pulumi.runtime.get_config in a pack: pulumi/pulumi#3612, #20570).
+Policy config (`pulumi preview --policy-pack-config`): `cloudStacks`, stack names the cloud rules apply to
+in addition (default ["cloud"]).
 """
 
 import os
@@ -9,6 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import pulumi  # noqa: E402
 from pulumi_policy import (  # noqa: E402
     EnforcementLevel,
     PolicyConfigSchema,
@@ -27,10 +31,45 @@ CLOUD_SCHEMA = PolicyConfigSchema(
 )
 
 
+NS = "kubeflow-k3s"
+
+
+# The stack config of the engine's ConfigureStack call (newer engines send it there too, with the stack's
+# name; pulumi-policy 1.21 keeps only its tags), kept as a second source next to PULUMI_CONFIG.
+CONFIGURED: dict = {}
+
+
+def _remember_stack_config() -> None:
+    import pulumi_policy.policy as pp
+
+    servicer = getattr(pp, "_PolicyAnalyzerServicer", None)
+    original = getattr(servicer, "ConfigureStack", None)
+    if original is None or getattr(original, "_kubeflow_k3s", False):
+        return
+
+    def configure_stack(self, request, context):
+        CONFIGURED.update(dict(request.config))
+        return original(self, request, context)
+
+    configure_stack._kubeflow_k3s = True
+    servicer.ConfigureStack = configure_stack
+
+
+_remember_stack_config()
+
+
+def stack_config() -> dict:
+    """The stack's config as the engine passed it to the pack (namespaced keys)."""
+    found = dict(CONFIGURED)
+    found.update(pulumi.runtime.get_config_env())
+    found.update(pulumi.runtime.config.CONFIG.get())
+    return found
+
+
 def _cloud(args) -> bool:
     stacks = args.get_config().get("cloudStacks") or ["cloud"]
     urn = args.urn if hasattr(args, "urn") else next((r.urn for r in args.resources), "")
-    return v.is_cloud(urn, stacks)
+    return v.is_cloud(urn, stacks, stack_config().get(f"{NS}:profile"))
 
 
 def _report(messages, report_violation, urn=None):
@@ -58,6 +97,10 @@ def gpu_taint(args, report_violation):
 
 def default_credentials(args, report_violation):
     _report(v.default_credential_violations(args.resource_type, args.props), report_violation)
+
+
+def stack_credentials(args, report_violation):
+    _report(v.config_violations(stack_config(), NS), report_violation)
 
 
 PolicyPack(
@@ -90,6 +133,11 @@ PolicyPack(
             name="no-kubeflow-default-credentials",
             description="Kubeflow's example user, password, OIDC client secret and profile are never deployed.",
             validate=default_credentials,
+        ),
+        StackValidationPolicy(
+            name="no-example-password-in-config",
+            description="The stack's adminPassword is not Kubeflow's example password 12341234.",
+            validate=stack_credentials,
         ),
     ],
 )

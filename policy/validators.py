@@ -402,8 +402,13 @@ def default_credential_violations(resource_type: str, props: Mapping[str, Any]) 
         if DEFAULT_PROFILE in text:
             problems.add(f"Kubeflow's example profile {DEFAULT_PROFILE}")
     for key, value in pairs(props):
-        if "password" in key.lower() and str(value) == DEFAULT_PASSWORD:
+        # By value, wherever it is: a Secret's data, Helm values, a command's stdin.
+        if str(value).strip() == DEFAULT_PASSWORD:
             problems.add("Kubeflow's example password (12341234)")
+    for text in strings(props):
+        for found in BCRYPT_HASH.findall(text):
+            if hashes_default_password(found):
+                problems.add("a bcrypt hash of Kubeflow's example password (12341234)")
     for key in MANIFEST_SOURCES.get(resource_type, ()):
         value = props.get(key)
         for source in value if isinstance(value, list) else [value]:
@@ -411,6 +416,29 @@ def default_credential_violations(resource_type: str, props: Mapping[str, Any]) 
             if any(path == d or path.endswith("/" + d) for d in DEFAULT_MANIFEST_DIRS):
                 problems.add(f"{path} installs the example user's profile ({DEFAULT_PROFILE})")
     return [f"{resource_type} deploys {p}" for p in sorted(problems)]
+
+
+BCRYPT_HASH = re.compile(r"\$2[abxy]\$\d\d\$[./A-Za-z0-9]{53}")
+
+
+def hashes_default_password(hashed: str) -> bool:
+    """True when a bcrypt hash is one of 12341234 (any salt): the pack sees only the hash of a Dex password.
+    False when the bcrypt module is not installed in the pack's environment."""
+    try:
+        import bcrypt
+    except ImportError:  # pragma: no cover - policy/requirements.txt installs it
+        return False
+    try:
+        return bcrypt.checkpw(DEFAULT_PASSWORD.encode(), hashed.encode())
+    except ValueError:
+        return False
+
+
+def config_violations(config: Mapping[str, Any], namespace: str = "kubeflow-k3s") -> list[str]:
+    """The stack's own config (what the engine passes the pack): no example password as adminPassword."""
+    if str(config.get(f"{namespace}:adminPassword", "")).strip() == DEFAULT_PASSWORD:
+        return [f"{namespace}:adminPassword is Kubeflow's example password (12341234)"]
+    return []
 
 
 # Stack helpers -----------------------------------------------------------------------------------------------
@@ -421,5 +449,7 @@ def stack_of(urn: str) -> str:
     return parts[2] if len(parts) > 2 else ""
 
 
-def is_cloud(urn: str, cloud_stacks: Iterable[str] = ("cloud",)) -> bool:
-    return stack_of(urn) in set(cloud_stacks)
+def is_cloud(urn: str, cloud_stacks: Iterable[str] = ("cloud",), profile: str | None = None) -> bool:
+    """The cloud rules apply to every stack whose config says `profile: cloud` (whatever its name: `prod`,
+    `cloud-eu`), and also to the stacks named in the pack's `cloudStacks` config."""
+    return profile == "cloud" or stack_of(urn) in set(cloud_stacks)

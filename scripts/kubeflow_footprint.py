@@ -19,19 +19,29 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from components import footprint  # noqa: E402
-from stacks.settings import NS, parse_settings  # noqa: E402
+from stacks.config import namespace_problems  # noqa: E402
+from stacks.settings import NS, ConfigError, parse_settings  # noqa: E402
+from tools import cli  # noqa: E402
 
 
 def stack_settings(stack: str):
-    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()).get("config") or {}
+    config = (yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
+    problems = namespace_problems(config)
+    if problems:
+        raise ConfigError(problems)
     raw = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{NS}:")}
-    return parse_settings(raw, stack)
+    settings = parse_settings(raw, stack)
+    for warning in settings.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    return settings
 
 
 def main(argv: list[str]) -> int:
-    stacks = argv or sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+    stacks = argv or cli.stack_names()
+    cli.check_stacks(stacks)
     for i, stack in enumerate(stacks):
-        settings = stack_settings(stack)
+        with cli.evaluating(stack):
+            settings = stack_settings(stack)
         fp = footprint.footprint(settings)
         if i:
             print()
@@ -41,4 +51,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(cli.run(main, sys.argv[1:]))

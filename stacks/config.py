@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 
-from .settings import NS, ConfigError, Settings, parse_settings
+from .settings import NS, ConfigError, Settings, did_you_mean, parse_settings
 
 STRUCTURED_KEYS = ("ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow")
 SECRET_KEYS = ("sshPrivateKey", "k3sToken", "adminPassword")
@@ -20,9 +22,61 @@ class Secrets:
     admin_password: pulumi.Output[str] | None
 
 
+# Kubeflow's example password (kubeflow/manifests 26.03 common/dex/base), blocked also by the policy pack.
+EXAMPLE_PASSWORD = "12341234"
+
+
+def all_config() -> dict[str, Any]:
+    """Every config key the engine passed, namespaced: the language host hands the program the whole
+    stack config as the JSON bag PULUMI_CONFIG (pulumi.runtime.get_config_env), the mocks and the
+    Automation API through set_all_config (pulumi.runtime.config.CONFIG). pulumi.Config reads one key
+    at a time, so an unknown key is seen only by listing them all here."""
+    found = dict(pulumi.runtime.get_config_env())
+    found.update(pulumi.runtime.config.CONFIG.get())
+    return found
+
+
+def secret_config_keys() -> set[str]:
+    """The config keys stored encrypted (`pulumi config set --secret`), from both places the engine uses."""
+    return set(pulumi.runtime.config._SECRET_KEYS.get()) | set(pulumi.runtime.get_config_secret_keys_env())
+
+
+def _squash(namespace: str) -> str:
+    return "".join(c for c in namespace.lower() if c.isalnum())
+
+
+def namespace_problems(keys) -> list[tuple[str, str]]:
+    """Keys under a misspelled project namespace (`kubeflow_k3s:gpu`, `kubeflowk3s:nodes`): Pulumi passes
+    them on without a word, and the program would never read them."""
+    problems = []
+    for full in sorted(keys):
+        namespace, sep, key = str(full).partition(":")
+        if not sep or namespace == NS:
+            continue
+        if _squash(namespace) == _squash(NS) or did_you_mean(namespace, [NS]):
+            problems.append((full, f"unknown namespace {namespace!r}: this program reads {NS}:{key}"))
+    return problems
+
+
+def _config_value(key: str, value: Any) -> Any:
+    """A structured value as pulumi.Config.get_object would return it (the engine passes JSON text)."""
+    if key == "profile" or not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
 def load() -> tuple[Settings, Secrets]:
     cfg = pulumi.Config(NS)
+    everything = all_config()
+    problems = namespace_problems(everything)
     raw: dict[str, Any] = {"profile": cfg.get("profile")}
+    for full, value in everything.items():
+        namespace, _, key = full.partition(":")
+        if namespace == NS and key not in STRUCTURED_KEYS and key not in SECRET_KEYS and key != "profile":
+            raw[key] = _config_value(key, value)  # unknown to the model: parse_settings names it
     for key in STRUCTURED_KEYS:
         try:
             value = cfg.get_object(key)
@@ -30,15 +84,56 @@ def load() -> tuple[Settings, Secrets]:
             raise ConfigError([(key, f"must be a YAML object or list ({err})")]) from None
         if value is not None:
             raw[key] = value
-    settings = parse_settings(raw, stack_name=pulumi.get_stack())
+    try:
+        settings = parse_settings(raw, stack_name=pulumi.get_stack())
+    except ConfigError as err:
+        raise ConfigError(problems + err.problems) from None
     present = {k for k in SECRET_KEYS if pulumi.runtime.get_config(f"{NS}:{k}") is not None}
+    problems += secret_problems(present)
     if settings.uses_ssh and "sshPrivateKey" not in present:
-        raise ConfigError(
-            [("sshPrivateKey", "is required for SSH nodes: `pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519`")]
+        problems.append(
+            ("sshPrivateKey", "is required for SSH nodes: `pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519`")
         )
+    if problems:
+        raise ConfigError(problems)
+    notices = secret_warnings(present, secret_config_keys()) + ignored_secret_warnings(settings, present)
+    if notices:
+        settings = dataclasses.replace(settings, notices=settings.notices + tuple(notices))
+    if pulumi.runtime.get_config(f"{NS}:k3sToken") == "":
+        present.discard("k3sToken")  # generated instead (secret_warnings says so)
     secrets = Secrets(
         ssh_private_key=cfg.require_secret("sshPrivateKey") if "sshPrivateKey" in present else None,
         k3s_token=cfg.require_secret("k3sToken") if "k3sToken" in present else None,
         admin_password=cfg.require_secret("adminPassword") if "adminPassword" in present else None,
     )
     return settings, secrets
+
+
+def secret_problems(present: set[str]) -> list[tuple[str, str]]:
+    """Secret values that can never work (checked here, where their text is known; never printed)."""
+    problems = []
+    key = pulumi.runtime.get_config(f"{NS}:sshPrivateKey") if "sshPrivateKey" in present else None
+    if isinstance(key, str) and key.strip().startswith(("ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-")):
+        problems.append(("sshPrivateKey", "is a public key (the .pub file): set the private key, "
+                                          "`pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519`"))
+    if pulumi.runtime.get_config(f"{NS}:adminPassword") == EXAMPLE_PASSWORD:
+        problems.append(("adminPassword", "is Kubeflow's example password 12341234, known to everyone: choose "
+                                          "another, or unset it to have one generated"))
+    return problems
+
+
+def secret_warnings(present: set[str], secret_keys: set[str]) -> list[str]:
+    out = []
+    for key in sorted(present):
+        if f"{NS}:{key}" not in secret_keys:
+            out.append(f"{NS}:{key} is stored in plain text in the stack file: set it again with "
+                       f"`pulumi config set --secret {key} ...`")
+    if pulumi.runtime.get_config(f"{NS}:k3sToken") == "":
+        out.append(f"{NS}:k3sToken is empty: a random cluster token is generated instead")
+    return out
+
+
+def ignored_secret_warnings(settings: Settings, present: set[str]) -> list[str]:
+    if "adminPassword" in present and settings.kubeflow.mode != "full":
+        return [f"{NS}:adminPassword is ignored with kubeflow.mode: {settings.kubeflow.mode} (there is no Kubeflow login)"]
+    return []

@@ -64,3 +64,38 @@ MANAGED_KEYS = {
     "cluster-init": "cluster-init is set on the first server when there is more than one server",
     "node-name": "the node name is the node's `name`",
 }
+
+# Keys the program writes into every server's config.yaml from settings of its own. A user value would
+# silently override the promise behind that setting, so validation refuses it and names the setting.
+OWNED_KEYS = {
+    "write-kubeconfig-mode": "the kubeconfig on the servers stays 0600 (readable by root only)",
+    "secrets-encryption": "set k3s.secretsEncryption (it cannot be turned off on the cloud profile)",
+    "protect-kernel-defaults": "set k3s.protectKernelDefaults",
+    "default-local-storage-path": "set storage.localPath",
+    "node-ip": "set the node's internalAddress",
+    "node-label": "set the node's labels (the program adds its GPU labels to them)",
+    "node-taint": "set the node's taints (the program adds its GPU taint to them)",
+}
+
+# List keys the program sets and a user value is added to, never replacing the program's entries:
+# tls-san (the addresses the kubeconfig and joining servers use), disable (Traefik, local-storage).
+MERGED_KEYS = ("tls-san", "disable")
+
+# K3s's "Critical Configuration Values": options that "must be set to the same value on all servers in
+# the cluster. Failure to do so will cause new servers to fail to join the cluster when using embedded
+# etcd" (https://docs.k3s.io/cli/server#critical-configuration-values). In an HA stack they belong in
+# k3s.extraConfig (every server), never in one server's nodes[].extraConfig. (`disable: [servicelb]` is
+# on that list too; other packaged components may be disabled per server.)
+CLUSTER_WIDE_KEYS = frozenset(
+    {
+        "agent-token", "cluster-cidr", "cluster-dns", "cluster-domain", "disable-cloud-controller",
+        "disable-helm-controller", "disable-network-policy", "egress-selector-mode", "embedded-registry",
+        "flannel-backend", "flannel-external-ip", "flannel-ipv6-masq", "secrets-encryption",
+        "secrets-encryption-provider", "service-cidr",
+    }
+)
+CLUSTER_WIDE_DISABLE = ("servicelb",)
+
+# Values checked before they reach a host: comma-separated CIDRs (dual-stack: one IPv4, one IPv6) and IPs.
+CIDR_KEYS = ("cluster-cidr", "service-cidr")
+IP_KEYS = ("cluster-dns", "node-external-ip", "advertise-address", "bind-address")

@@ -6,13 +6,15 @@ frozen `Settings`, or raises `ConfigError` listing *every* problem found, each n
 and what is allowed. It never touches the engine or a host, so the whole model is unit-tested offline
 and a bad stack file fails before `pulumi up` creates anything.
 
-Defaults come from the stack's profile (stacks/profiles.py); the README's config reference documents
+Defaults come from the stack's profile (stacks/profiles.py); docs/configuration.md documents
 each key.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -52,13 +54,32 @@ class ConfigError(RunError, ValueError):
 
     def __init__(self, problems: list[tuple[str, str]]):
         self.problems = problems
-        lines = [f"  {NS}:{key}: {msg}" for key, msg in problems]
+        # A key with its own namespace (a misspelled `kubeflow_k3s:gpu`) is printed as it is.
+        lines = [f"  {key if ':' in key else f'{NS}:{key}'}: {msg}" for key, msg in problems]
         super().__init__("invalid stack configuration:\n" + "\n".join(lines))
 
 
 def is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean X?)' for the closest of `choices`, '' when none is close (difflib's ratio >= 0.6)."""
+    close = difflib.get_close_matches(str(word), sorted(choices), n=1)
+    if not close:
+        # A different case or separator (`apiendpoint`, `api_endpoint`) is no typo difflib always sees.
+        squash = re.sub(r"[-_.]", "", str(word)).lower()
+        close = [c for c in sorted(choices) if re.sub(r"[-_.]", "", c).lower() == squash][:1]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def is_cidr(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=True)
         return True
     except ValueError:
         return False
@@ -225,6 +246,8 @@ class Settings:
     gateway: GatewaySettings
     gpu: GpuSettings
     kubeflow: KubeflowSettings
+    # Warnings found while parsing (settings this stack ignores, placeholders, ...): see warnings().
+    notices: tuple[str, ...] = ()
 
     @property
     def servers(self) -> tuple[Node, ...]:
@@ -265,7 +288,31 @@ class Settings:
                 )
         if self.ssh.bastion and not self.ssh.bastion.host_key:
             out.append(f"{NS}:ssh.bastion.hostKey is not set: the bastion's host key is not checked")
+        out += [w for w in [*self.notices, *_environment_warnings(self)] if w not in out]
         return out
+
+
+def local_paths(settings: Settings) -> dict[str, str]:
+    """Config key -> a file or directory on the machine that runs `pulumi up` (relative: to the project)."""
+    paths = {}
+    if settings.kubeflow.manifests_path:
+        paths["kubeflow.manifestsPath"] = settings.kubeflow.manifests_path
+    airgap = settings.k3s.airgap
+    if airgap:
+        for key, value in (("binary", airgap.binary), ("images", airgap.images),
+                           ("installScript", airgap.install_script), ("registries", airgap.registries)):
+            if value:
+                paths[f"k3s.airgap.{key}"] = value
+    return paths
+
+
+def _environment_warnings(settings: Settings) -> list[str]:
+    """Warnings that depend on this machine, not on the config alone: local paths that do not exist."""
+    out = []
+    for key, path in local_paths(settings).items():
+        if not os.path.exists(os.path.expanduser(path)):
+            out.append(f"{NS}:{key} {path!r} does not exist on this machine (relative paths start at {os.getcwd()})")
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,9 +327,15 @@ class _Reader:
 
     def __init__(self) -> None:
         self.problems: list[tuple[str, str]] = []
+        self.notices: list[str] = []  # warnings found while parsing (Settings.warnings())
 
     def fail(self, key: str, msg: str) -> None:
         self.problems.append((key, msg))
+
+    def warn(self, key: str, msg: str) -> None:
+        line = f"{NS}:{key} {msg}"
+        if line not in self.notices:
+            self.notices.append(line)
 
     def obj(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
         if value is None:
@@ -292,8 +345,23 @@ class _Reader:
             return {}
         for k in value:
             if k not in allowed:
-                self.fail(f"{key}.{k}" if key else k, f"unknown setting; allowed: {', '.join(sorted(allowed))}")
+                self.fail(
+                    f"{key}.{k}" if key else k,
+                    f"unknown setting{did_you_mean(k, allowed)}; allowed: {', '.join(sorted(allowed))}",
+                )
         return dict(value)
+
+    def quantity(self, d: Mapping[str, Any], k: str, key: str) -> str | None:
+        """A Kubernetes quantity; a number (what `pulumi config set --path` stores for `8`) is one too."""
+        value = d.get(k)
+        if value is None:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            value = str(value)
+        if not isinstance(value, str) or not QUANTITY_RE.match(value.strip()):
+            self.fail(key, f"{value!r} is not a Kubernetes quantity (e.g. \"8\", \"500m\", \"32Gi\")")
+            return None
+        return value.strip()
 
     def string(self, d: Mapping[str, Any], k: str, key: str, default: Any = _MISSING) -> Any:
         value = d.get(k, _MISSING)
@@ -359,6 +427,10 @@ class _Reader:
                 "without the host name, e.g. 'ssh-ed25519 AAAAC3...'",
             )
             return None
+        if value is not None and "replacewith" in value.lower():
+            # The example stack files ship such placeholders: no real host has them, so SSH would fail.
+            self.warn(key, "is a placeholder from the example stack file, not the host's key: "
+                           "replace it with `ssh-keyscan -t ed25519 <host> | cut -d' ' -f2-`")
         return value
 
     def string_map(self, d: Mapping[str, Any], k: str, key: str) -> dict[str, str]:
@@ -371,7 +443,35 @@ class _Reader:
         return {str(a): str(b).lower() if isinstance(b, bool) else str(b) for a, b in value.items()}
 
 
-def _k3s_config_map(r: _Reader, value: Any, key: str, allowed: frozenset[str], role: str) -> dict[str, Any]:
+def _listed(value: Any) -> list[Any]:
+    """A K3s list value as K3s reads it: a YAML list, or one comma-separated string."""
+    if isinstance(value, list):
+        return value
+    return [p.strip() for p in value.split(",")] if isinstance(value, str) else [value]
+
+
+def _k3s_value_problem(key: str, value: Any) -> str | None:
+    """What is wrong with a K3s config value this program can check before it reaches a host."""
+    if key in k3s_flags.CIDR_KEYS:
+        bad = [v for v in _listed(value) if not (isinstance(v, str) and is_cidr(v))]
+        if bad:
+            return f"{bad[0]!r} is not a network in CIDR notation (e.g. 10.42.0.0/16; dual-stack: 'IPv4-CIDR,IPv6-CIDR')"
+    elif key in k3s_flags.IP_KEYS:
+        bad = [v for v in _listed(value) if not (isinstance(v, str) and is_ip(v))]
+        if bad:
+            return f"{bad[0]!r} is not an IP address"
+    elif key == "tls-san":
+        bad = [v for v in _listed(value)
+               if not (isinstance(v, str) and (is_ip(v) or is_hostname(v.removeprefix("*."))))]
+        if bad:
+            return f"{bad[0]!r} is neither an IP address nor a hostname"
+    return None
+
+
+def _k3s_config_map(r: _Reader, value: Any, key: str, allowed: frozenset[str], role: str,
+                    one_of_many_servers: bool = False) -> dict[str, Any]:
+    """`one_of_many_servers`: a node's own extraConfig on a server of an HA stack, where the keys every
+    server must agree on (k3s_flags.CLUSTER_WIDE_KEYS) are refused."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -382,18 +482,31 @@ def _k3s_config_map(r: _Reader, value: Any, key: str, allowed: frozenset[str], r
         base = k[:-1] if k.endswith("+") else k  # K3s appends to a list for a key ending in `+`
         if base in k3s_flags.MANAGED_KEYS:
             r.fail(f"{key}.{k}", f"is managed by this program: {k3s_flags.MANAGED_KEYS[base]}")
+        elif base in k3s_flags.OWNED_KEYS:
+            r.fail(f"{key}.{k}", f"is set by this program: {k3s_flags.OWNED_KEYS[base]}")
         elif base not in allowed:
             r.fail(
                 f"{key}.{k}",
-                f"unknown K3s {role} setting; keys are K3s {role} flag names without dashes "
-                f"(see `k3s {role} --help` for {versions.K3S_VERSION})",
+                f"unknown K3s {role} setting{did_you_mean(base, allowed)}; keys are K3s {role} flag names "
+                f"without dashes (see `k3s {role} --help` for {versions.K3S_VERSION})",
             )
+        elif one_of_many_servers and (
+            base in k3s_flags.CLUSTER_WIDE_KEYS
+            or (base == "disable" and set(map(str, _listed(v))) & set(k3s_flags.CLUSTER_WIDE_DISABLE))
+        ):
+            r.fail(
+                f"{key}.{k}",
+                "must be the same on every server of the cluster (K3s: critical configuration value); "
+                "set it in k3s.extraConfig instead of one node's extraConfig",
+            )
+        elif (problem := _k3s_value_problem(base, v)) is not None:
+            r.fail(f"{key}.{k}", problem)
         else:
             out[k] = v
     return out
 
 
-def _parse_node(r: _Reader, raw: Any, i: int, ssh: SshSettings) -> Node | None:
+def _parse_node(r: _Reader, raw: Any, i: int, ssh: SshSettings, ha: bool = False) -> Node | None:
     key = f"nodes[{i}]"
     d = r.obj(
         raw,
@@ -433,7 +546,8 @@ def _parse_node(r: _Reader, raw: Any, i: int, ssh: SshSettings) -> Node | None:
             else:
                 taints.append(t)
     allowed = k3s_flags.SERVER_KEYS if role == "server" else k3s_flags.AGENT_KEYS
-    extra = _k3s_config_map(r, d.get("extraConfig"), f"{key}.extraConfig", allowed, role or "server")
+    extra = _k3s_config_map(r, d.get("extraConfig"), f"{key}.extraConfig", allowed, role or "server",
+                            one_of_many_servers=ha and role == "server")
     return Node(
         name=name or f"node-{i}",
         role=role or "server",
@@ -493,8 +607,9 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
     elif not isinstance(raw_nodes, list):
         r.fail("nodes", "must be a list of nodes")
     else:
+        ha = sum(1 for rn in raw_nodes if isinstance(rn, Mapping) and rn.get("role") == "server") > 1
         for i, rn in enumerate(raw_nodes):
-            node = _parse_node(r, rn, i, ssh)
+            node = _parse_node(r, rn, i, ssh, ha)
             if node is not None:
                 nodes.append(node)
     servers = [n for n in nodes if n.is_server]
@@ -650,11 +765,16 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         else:
             for k, v in cd.items():
                 if k not in profiles.KUBEFLOW_COMPONENTS:
-                    r.fail(f"kubeflow.components.{k}", f"unknown component; allowed: {', '.join(profiles.KUBEFLOW_COMPONENTS)}")
-                elif not isinstance(v, bool):
-                    r.fail(f"kubeflow.components.{k}", f"must be true or false, got {v!r}")
+                    r.fail(
+                        f"kubeflow.components.{k}",
+                        f"unknown component{did_you_mean(k, profiles.KUBEFLOW_COMPONENTS)}; "
+                        f"allowed: {', '.join(profiles.KUBEFLOW_COMPONENTS)}",
+                    )
+                elif v is None:
+                    r.fail(f"kubeflow.components.{k}", "must be true or false, got nothing")
                 else:
-                    comps[k] = v
+                    # The same rule as every other boolean: true/false, or the strings "true"/"false".
+                    comps[k] = r.boolean(cd, k, f"kubeflow.components.{k}", comps.get(k, False))
     comps, needs_problems, auto_enabled = kubeflow_components.resolve(
         comps, cd if isinstance(cd, Mapping) else {}, mode or prof.kubeflow_mode
     )
@@ -681,14 +801,10 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         if u.get("quota") is not None:
             q = r.obj(u["quota"], f"{uk}.quota", {"cpu", "memory", "gpu"})
             quota = Quota(
-                cpu=r.string(q, "cpu", f"{uk}.quota.cpu", None),
-                memory=r.string(q, "memory", f"{uk}.quota.memory", None),
-                gpu=r.string(q, "gpu", f"{uk}.quota.gpu", None),
+                cpu=r.quantity(q, "cpu", f"{uk}.quota.cpu"),
+                memory=r.quantity(q, "memory", f"{uk}.quota.memory"),
+                gpu=r.quantity(q, "gpu", f"{uk}.quota.gpu"),
             )
-            for part in ("cpu", "memory", "gpu"):
-                value = getattr(quota, part)
-                if value is not None and not QUANTITY_RE.match(value):
-                    r.fail(f"{uk}.quota.{part}", f"{value!r} is not a Kubernetes quantity (e.g. \"8\", \"500m\", \"32Gi\")")
         users.append(KubeflowUser(name=uname or f"user-{j}", email=email or "", quota=quota))
     names = [u.name for u in users]
     for j, n in enumerate(names):
@@ -703,8 +819,11 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         auto_enabled=tuple(auto_enabled),
     )
 
+    _cross_checks(r, nodes, k3s, gateway, ssh)
+    _profile_floors(r, profile_name, nodes, k3s)
     if r.problems:
         raise ConfigError(r.problems)
+    _ignored_settings(r, raw, nodes, kubeflow, gateway, tls)
     return Settings(
         stack_name=stack_name,
         profile=profile_name,
@@ -717,4 +836,71 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         gateway=gateway,
         gpu=gpu,
         kubeflow=kubeflow,
+        notices=tuple(r.notices),
     )
+
+
+def _cross_checks(r: _Reader, nodes: list[Node], k3s: K3sSettings, gateway: GatewaySettings, ssh: SshSettings) -> None:
+    """Problems no single key shows: two nodes on one machine, one port for two listeners, overlapping networks."""
+    seen: dict[tuple[str, int], int] = {}
+    for i, n in enumerate(nodes):
+        if n.connection != "ssh" or not n.host:
+            continue
+        where = (n.host.lower(), n.port or ssh.port)
+        if where in seen:
+            r.fail(f"nodes[{i}].host", f"{n.host} is also nodes[{seen[where]}]'s host: one machine runs one K3s node")
+        seen.setdefault(where, i)
+    if gateway.service_type == "NodePort" and gateway.http_node_port == gateway.https_node_port:
+        r.fail("gateway.httpsNodePort", f"must differ from gateway.httpNodePort (both {gateway.http_node_port})")
+    networks = {}
+    for key in k3s_flags.CIDR_KEYS:
+        value = k3s.extra_config.get(key)
+        if value is not None:
+            networks[key] = [ipaddress.ip_network(v) for v in _listed(value)]
+    if len(networks) == 2:
+        if any(a.version == b.version and a.overlaps(b) for a in networks["cluster-cidr"] for b in networks["service-cidr"]):
+            r.fail("k3s.extraConfig.service-cidr", "overlaps k3s.extraConfig.cluster-cidr: pods and Services need separate networks")
+
+
+def _ignored_settings(r: _Reader, raw: Mapping[str, Any], nodes: list[Node], kubeflow: KubeflowSettings,
+                      gateway: GatewaySettings, tls: TlsSettings) -> None:
+    """Warnings for settings the stack accepts but does not use, and for versions it was not tested with."""
+    if kubeflow.mode == "pipelines":
+        # Kubeflow Pipelines alone has no Istio gateway and no certificate (components/platform_layers.py).
+        for section in ("tls", "gateway"):
+            if raw.get(section):
+                r.warn(section, "is ignored with kubeflow.mode: pipelines (no Istio gateway, no certificate)")
+    if kubeflow.mode != "full":
+        # Users, the admin login and the component switches belong to the full platform (Dex, profiles).
+        for key in ("users", "adminEmail", "components"):
+            if (raw.get("kubeflow") or {}).get(key):
+                r.warn(f"kubeflow.{key}", f"is ignored with kubeflow.mode: {kubeflow.mode} (it configures full Kubeflow)")
+    if raw.get("gpu") and not any(n.gpu != "none" for n in nodes):
+        r.warn("gpu", "is ignored: no node has gpu: nvidia or gpu: jetson")
+    gd = raw.get("gateway") or {}
+    if isinstance(gd, Mapping) and gateway.service_type != "NodePort":
+        for key in ("httpNodePort", "httpsNodePort"):
+            if gd.get(key) is not None:
+                r.warn(f"gateway.{key}", f"is ignored with gateway.serviceType: {gateway.service_type}")
+    if tls.issuer != "letsencrypt" and isinstance(raw.get("tls"), Mapping) and raw["tls"].get("email"):
+        r.warn("tls.email", f"is ignored with tls.issuer: {tls.issuer} (it is the ACME account contact)")
+    version = K3S_VERSION_RE.match((raw.get("k3s") or {}).get("version") or "") if isinstance(raw.get("k3s"), Mapping) else None
+    if version and f"{version.group(1)}.{version.group(2)}" != versions.KUBERNETES_MINOR:
+        r.warn("k3s.version", f"is K3s {version.group(1)}.{version.group(2)}: this release is tested with "
+                              f"{versions.KUBERNETES_MINOR} ({versions.K3S_VERSION})")
+
+
+# K3s config values a profile promises, which extraConfig may not take back (k3s_plan.node_config sets them).
+PROFILE_FLOORS = {"cloud": {"tls-san-security": True}}
+
+
+def _profile_floors(r: _Reader, profile_name: str, nodes: list[Node], k3s: K3sSettings) -> None:
+    """The profile's promises hold after extraConfig is merged (secrets-encryption, write-kubeconfig-mode and
+    protect-kernel-defaults cannot be set there at all: k3s_flags.OWNED_KEYS)."""
+    sources = [("k3s.extraConfig", k3s.extra_config)] + [
+        (f"nodes[{i}].extraConfig", n.extra_config) for i, n in enumerate(nodes) if n.is_server]
+    for flag, promised in PROFILE_FLOORS.get(profile_name, {}).items():
+        for key, extra in sources:
+            value = extra.get(flag)
+            if value is not None and str(value).lower() != str(promised).lower():
+                r.fail(f"{key}.{flag}", f"must stay {str(promised).lower()} on the {profile_name} profile")

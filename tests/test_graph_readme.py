@@ -1,4 +1,5 @@
-"""tools/graph.py: the component graph and critical path of each stack, and the diagrams in README.md."""
+"""tools/graph.py: the component graph and critical path of each stack, and the diagrams in docs/graph.md
+(linked from the README)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ def graphs(runs):
 
 @pytest.mark.parametrize("stack", harness.STACKS)
 def test_readme_embeds_the_current_diagram(runs, stack):
-    text = graph.README.read_text()
+    text = graph.DOC.read_text()
     found = graph.embedded(text, stack)
-    assert found, f"README.md has no <!-- graph:{stack} --> ... <!-- /graph:{stack} --> block; add the markers and run {REGENERATE}"
+    assert found, f"docs/graph.md has no <!-- graph:{stack} --> ... <!-- /graph:{stack} --> block; add the markers and run {REGENERATE}"
     assert found == graph.block(stack, graph.markdown(runs[stack])), (
-        f"the {stack} diagram in README.md is out of date: run {REGENERATE}"
+        f"the {stack} diagram in docs/graph.md is out of date: run {REGENERATE}"
     )
 
 

@@ -20,7 +20,7 @@ import sys
 import time
 
 from tests import harness
-from tools import graph
+from tools import cli, graph
 
 
 def measure(stack: str, samples: int) -> dict:
@@ -64,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.getLogger("pulumi").setLevel(logging.ERROR)
-    rows = [measure(stack, max(1, args.samples)) for stack in (args.stacks or harness.STACKS)]
+    stacks = list(args.stacks or harness.STACKS)
+    cli.check_stacks(stacks)
+    rows = []
+    for stack in stacks:
+        with cli.evaluating(stack):
+            rows.append(measure(stack, max(1, args.samples)))
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -75,4 +80,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -1,8 +1,8 @@
 """Print a stack's component graph as a Mermaid diagram, with its critical path and counts.
 
     venv/bin/python -m tools.graph cloud            # the diagram of one stack (Markdown, to stdout)
-    venv/bin/python -m tools.graph --update-readme  # rewrite every stack's diagram in README.md
-    venv/bin/python -m tools.graph --check          # exit 1 when README.md's diagrams are out of date
+    venv/bin/python -m tools.graph --update-readme  # rewrite every stack's diagram in docs/graph.md
+    venv/bin/python -m tools.graph --check          # exit 1 when docs/graph.md's diagrams are out of date
 
 The stack is evaluated offline with the mocks the tests use (tests/harness.py): no engine, no hosts, no
 cluster. What is drawn:
@@ -26,8 +26,11 @@ import sys
 from dataclasses import dataclass
 
 from tests import harness
+from tools import cli
 
-README = harness.ROOT / "README.md"
+# The diagrams live in docs/graph.md (the README links to it); `--update-readme` keeps its old name.
+DOC = harness.ROOT / "docs" / "graph.md"
+README = DOC
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 
@@ -202,7 +205,7 @@ def embedded(text: str, stack: str) -> str | None:
 def update_readme(text: str, bodies: dict[str, str]) -> str:
     for stack, body in bodies.items():
         if not marker_pattern(stack).search(text):
-            raise SystemExit(f"README.md has no <!-- graph:{stack} --> ... <!-- /graph:{stack} --> markers")
+            raise SystemExit(f"{DOC.relative_to(harness.ROOT)} has no <!-- graph:{stack} --> ... <!-- /graph:{stack} --> markers")
         text = marker_pattern(stack).sub(lambda _m: block(stack, body), text)
     return text
 
@@ -210,24 +213,29 @@ def update_readme(text: str, bodies: dict[str, str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.graph", description=__doc__.split("\n\n")[0])
     parser.add_argument("stacks", nargs="*", help=f"stacks to draw (default: {' '.join(harness.STACKS)})")
-    parser.add_argument("--update-readme", action="store_true", help="rewrite the diagrams embedded in README.md")
-    parser.add_argument("--check", action="store_true", help="exit 1 when README.md's diagrams are out of date")
+    parser.add_argument("--update-readme", "--update-docs", action="store_true", dest="update_readme",
+                        help="rewrite the diagrams embedded in docs/graph.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 when docs/graph.md's diagrams are out of date")
     args = parser.parse_args(argv)
     stacks = args.stacks or list(harness.STACKS)
-    bodies = {stack: markdown(harness.run_stack(stack)) for stack in stacks}
+    cli.check_stacks(stacks)
+    bodies = {}
+    for stack in stacks:
+        with cli.evaluating(stack):
+            bodies[stack] = markdown(harness.run_stack(stack))
     if args.update_readme or args.check:
-        text = README.read_text()
+        text = DOC.read_text()
         new = update_readme(text, bodies)
         if args.check:
             stale = [s for s in stacks if embedded(text, s) != embedded(new, s)]
             if stale:
-                print(f"README.md diagrams out of date: {', '.join(stale)}; run: venv/bin/python -m tools.graph --update-readme")
+                print(f"docs/graph.md diagrams out of date: {', '.join(stale)}; run: venv/bin/python -m tools.graph --update-readme")
                 return 1
-            print("README.md diagrams are up to date")
+            print("docs/graph.md diagrams are up to date")
             return 0
         if new != text:
-            README.write_text(new)
-        print(f"README.md: diagrams of {', '.join(stacks)} {'updated' if new != text else 'already up to date'}")
+            DOC.write_text(new)
+        print(f"docs/graph.md: diagrams of {', '.join(stacks)} {'updated' if new != text else 'already up to date'}")
         return 0
     for stack in stacks:
         print(bodies[stack])
@@ -235,4 +243,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

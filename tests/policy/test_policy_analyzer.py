@@ -4,6 +4,9 @@ Pulumi's Analyzer gRPC protocol, asked what it checks and given resources to ana
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import subprocess
 import sys
 
@@ -18,9 +21,14 @@ UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 URN = "urn:pulumi:{stack}::kubeflow-k3s::{type}::{name}"
 
 
-@pytest.fixture(scope="module")
-def analyzer():
-    process = subprocess.Popen([sys.executable, str(harness.ROOT / "policy" / "__main__.py")],
+@contextlib.contextmanager
+def serve(stack_config: dict | None = None):
+    """The pack as its own process. `stack_config`: the stack's config, passed as the engine passes it
+    (the PULUMI_CONFIG environment variable, pulumi/pulumi#3612)."""
+    env = {k: val for k, val in os.environ.items() if not k.startswith("PULUMI_CONFIG")}
+    if stack_config is not None:
+        env["PULUMI_CONFIG"] = json.dumps(stack_config)
+    process = subprocess.Popen([sys.executable, str(harness.ROOT / "policy" / "__main__.py")], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=harness.ROOT / "policy")
     try:
         port = int(process.stdout.readline().decode().strip() or 0)
@@ -32,6 +40,12 @@ def analyzer():
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    with serve() as stub:
+        yield stub
 
 
 def struct(props: dict) -> struct_pb2.Struct:
@@ -52,7 +66,7 @@ def test_the_pack_describes_its_policies(analyzer):
     assert info.name == "kubeflow-k3s"
     assert {p.name for p in info.policies} == {
         "pinned-sources", "tls-on-cloud", "secrets-stay-secret", "gpu-nodes-tainted-on-cloud",
-        "no-kubeflow-default-credentials",
+        "no-kubeflow-default-credentials", "no-example-password-in-config",
     }
     assert all(p.enforcementLevel == analyzer_pb2.MANDATORY for p in info.policies)
 
@@ -83,3 +97,40 @@ def test_stack_policy_sees_every_resource(analyzer):
     lb = resource("kubernetes:core/v1:Service", "lb", {"spec": {"type": "LoadBalancer"}})
     response = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[lb]))
     assert [d.policyName for d in response.diagnostics] == ["tls-on-cloud"]
+
+
+INSTALL_UNTAINTED_GPU = {"create": "# kubeflow-k3s: install.sh",
+                         "stdin": "node-name: gpu-1\nnode-label: [kubeflow-k3s/gpu=nvidia]\n"}
+
+
+@pytest.mark.parametrize("profile,stack,cloud_rules", [
+    ("cloud", "prod", True),      # the profile decides, whatever the stack is called
+    ("cloud", "cloud", True),
+    ("edge", "edge", False),
+    ("laptop", "dev", False),
+    ("edge", "cloud", True),      # cloudStacks (default ["cloud"]) still adds stacks by name
+])
+def test_cloud_rules_follow_the_profile_in_the_stack_config(profile, stack, cloud_rules):
+    with serve({"kubeflow-k3s:profile": profile}) as stub:
+        found = analyze(stub, "command:remote:Command", INSTALL_UNTAINTED_GPU, stack=stack)
+        response = stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[analyzer_pb2.AnalyzerResource(
+            type="kubernetes:core/v1:Service", name="lb", urn=URN.format(stack=stack, type="kubernetes:core/v1:Service", name="lb"),
+            properties=struct({"spec": {"type": "LoadBalancer"}}), options=analyzer_pb2.AnalyzerResourceOptions())]))
+    assert bool(found) == cloud_rules and all(f.startswith("gpu-nodes-tainted-on-cloud:") for f in found)
+    assert ("tls-on-cloud" in [d.policyName for d in response.diagnostics]) == cloud_rules
+
+
+def test_the_example_password_in_the_stack_config_is_a_violation():
+    with serve({"kubeflow-k3s:profile": "laptop", "kubeflow-k3s:adminPassword": "12341234"}) as stub:
+        response = stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[]))
+    assert [d.policyName for d in response.diagnostics] == ["no-example-password-in-config"]
+
+
+def test_the_profile_also_arrives_through_configure_stack():
+    """Newer engines also send the stack's config in the ConfigureStack call."""
+    with serve() as stub:
+        before = analyze(stub, "command:remote:Command", INSTALL_UNTAINTED_GPU, stack="prod")
+        stub.ConfigureStack(analyzer_pb2.AnalyzerStackConfigureRequest(
+            stack="prod", project="kubeflow-k3s", config={"kubeflow-k3s:profile": "cloud"}))
+        after = analyze(stub, "command:remote:Command", INSTALL_UNTAINTED_GPU, stack="prod")
+    assert before == [] and [f.split(":")[0] for f in after] == ["gpu-nodes-tainted-on-cloud"]

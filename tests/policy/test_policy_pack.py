@@ -279,7 +279,7 @@ def test_pack_declares_every_policy_as_mandatory(pack):
     assert captured["enforcement_level"] == pulumi_policy.EnforcementLevel.MANDATORY
     assert {p.name for p in captured["policies"]} == {
         "pinned-sources", "tls-on-cloud", "secrets-stay-secret", "gpu-nodes-tainted-on-cloud",
-        "no-kubeflow-default-credentials",
+        "no-kubeflow-default-credentials", "no-example-password-in-config",
     }
 
 
@@ -301,6 +301,11 @@ def stack_args(run: harness.Run, config=None) -> StackValidationArgs:
 
 
 def evaluate_pack(module, run: harness.Run, config=None) -> list[str]:
+    """`config`: the pack's config. The stack's own config reaches the pack as the engine passes it."""
+    import pulumi
+
+    pulumi.runtime.set_all_config(*harness.load_config(run.stack)) if (harness.ROOT / f"Pulumi.{run.stack}.yaml").exists() \
+        else pulumi.runtime.set_all_config({}, [])
     found: list[str] = []
 
     def report(message, urn=None):
@@ -325,7 +330,47 @@ def test_pack_adapters_report_violations(pack):
     run = harness.Run(stack="cloud", registrations=[bad, lb], component_outputs={}, exports={})
     found = evaluate_pack(module, run)
     assert any("not an exact version" in m for m in found) and any("LoadBalancer" in m for m in found)
-    assert not [m for m in evaluate_pack(module, run, {"cloudStacks": ["prod"]}) if "LoadBalancer" in m]
+    # A stack without profile: cloud in its config gets the cloud rules only when cloudStacks names it.
+    in_prod = [harness.Registration(**{**r.__dict__, "urn": r.urn.replace(":cloud::", ":prod::")}) for r in (bad, lb)]
+    prod = harness.Run(stack="prod", registrations=in_prod, component_outputs={}, exports={})
+    assert not [m for m in evaluate_pack(module, prod) if "LoadBalancer" in m]
+    assert [m for m in evaluate_pack(module, prod, {"cloudStacks": ["prod"]}) if "LoadBalancer" in m]
+
+
+def test_pack_keys_the_cloud_rules_on_the_profile(pack, monkeypatch):
+    """A stack called prod with profile: cloud gets the cloud rules; a stack called cloud with profile edge
+    gets them only because cloudStacks names it (default ["cloud"])."""
+    import pulumi
+
+    _, module = pack
+    lb = harness.Registration(
+        type=SERVICE, name="lb", urn="urn:pulumi:prod::kubeflow-k3s::kubernetes:core/v1:Service::lb", custom=True,
+        parent="", inputs={}, raw_inputs={"spec": {"type": "LoadBalancer"}}, dependencies=[], deleted_with="",
+        provider="", delete_before_replace=False, additional_secret_outputs=[], custom_timeouts={}, replace_on_changes=[],
+        remote=False,
+    )
+    found = []
+    for profile in ("cloud", "edge", "laptop"):
+        pulumi.runtime.set_all_config({"kubeflow-k3s:profile": profile}, [])
+        module["exposure"](stack_args(harness.Run("prod", [lb], {}, {})), lambda m, urn=None: found.append((profile, m)))
+    assert [p for p, _ in found] == ["cloud"]
+
+
+def test_the_example_password_is_blocked_by_value_wherever_the_pack_sees_it():
+    import bcrypt
+
+    hashed = bcrypt.hashpw(b"12341234", bcrypt.gensalt(rounds=4)).decode()
+    for typ, props in [
+        ("kubernetes:core/v1:Secret", {"stringData": {"ADMIN": "12341234"}}),
+        (REMOTE, {"create": "set-password.sh", "stdin": "12341234"}),
+        ("kubernetes:core/v1:Secret", {"stringData": {"DEX_USER_PASSWORD": hashed}}),
+        (RELEASE, {"chart": "dex", "values": {"config": {"staticPasswords": [{"hash": hashed}]}}}),
+    ]:
+        assert any("12341234" in p for p in v.default_credential_violations(typ, props)), props
+    other = bcrypt.hashpw(b"another-password", bcrypt.gensalt(rounds=4)).decode()
+    assert v.default_credential_violations("kubernetes:core/v1:Secret", {"stringData": {"H": other}}) == []
+    assert v.config_violations({"kubeflow-k3s:adminPassword": "12341234"})
+    assert v.config_violations({"kubeflow-k3s:adminPassword": "s3cret-and-long"}) == []
 
 
 @pytest.mark.parametrize("stack", harness.STACKS)
