@@ -209,9 +209,11 @@ def test_gpu_operator_is_set_for_k3s_containerd(all_releases):
     operator = values_of(all_releases, "gpu-operator")
     assert operator, "no GPU operator release in any stack"
     for values in operator:
-        assert {"name": "CONTAINERD_SOCKET", "value": "/run/k3s/containerd/containerd.sock"} in values["toolkit"]["env"]
+        if values["toolkit"]["enabled"]:  # the operator's toolkit (gpu.toolkit: operator)
+            assert {"name": "CONTAINERD_SOCKET", "value": "/run/k3s/containerd/containerd.sock"} in values["toolkit"]["env"]
         assert values["operator"]["runtimeClass"] == "nvidia"
     assert {v["driver"]["enabled"] for v in operator} == {False, True}  # host driver, or asked to install
+    assert {v["toolkit"]["enabled"] for v in operator} == {False, True}  # host toolkit, or the operator's
 
 
 def test_jetson_device_plugin_uses_the_nvidia_runtime_class(all_releases):
