@@ -213,7 +213,7 @@ def preflight_params(settings: Settings, node: Node) -> dict[str, object]:
         "EXPECT_ARCH": node.arch,
         "GPU": node.gpu,
         "GPU_TOOLKIT": settings.gpu.toolkit if node.gpu == "nvidia" else "none",
-        "INSTALL_DRIVER": settings.gpu.install_driver,
+        "INSTALL_DRIVER": settings.gpu.install_driver and node.gpu == "nvidia",
         "MIN_MEMORY_MIB": settings.preflight.min_memory_mib,
         "MIN_DISK_GIB": settings.preflight.min_disk_gib,
         "NEED_CURL": settings.k3s.airgap is None,

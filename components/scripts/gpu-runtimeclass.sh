@@ -10,17 +10,21 @@ kubectl() { as_root /usr/local/bin/k3s kubectl "$@"; }
 restore() {
   # K3s's packaged manifests/runtimes.yaml: a RuntimeClass whose handler is its name.
   printf 'apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: %s\nhandler: %s\n' \
-    "$RUNTIME_CLASS" "$RUNTIME_CLASS" | kubectl apply -f - >/dev/null
+    "$RUNTIME_CLASS" "$RUNTIME_CLASS" | kubectl apply -f - >/dev/null || return 1
   say "restored RuntimeClass $RUNTIME_CLASS"
 }
+present_or_restored() { kubectl get runtimeclass "$RUNTIME_CLASS" >/dev/null 2>&1 || restore; }
 operator_stopped() {
   [ -z "$(kubectl -n "$OPERATOR_NAMESPACE" get pods -l "$OPERATOR_SELECTOR" -o name 2>/dev/null)" ]
 }
 case "$ACTION" in
   ensure)
-    kubectl get runtimeclass "$RUNTIME_CLASS" >/dev/null 2>&1 || restore
+    # Retried: right after the operator's release its toolkit may be restarting K3s (the API blips).
+    wait_until "$WAIT_SECONDS" "RuntimeClass $RUNTIME_CLASS (restored from K3s's definition when missing)" \
+      "kubectl get runtimeclass $RUNTIME_CLASS; systemctl status k3s" present_or_restored
     ;;
   keep)
+    wait_until "$WAIT_SECONDS" "the API server" "systemctl status k3s" kubectl get --raw /readyz
     if kubectl -n "$OPERATOR_NAMESPACE" get deployment "$OPERATOR_DEPLOYMENT" >/dev/null 2>&1; then
       kubectl -n "$OPERATOR_NAMESPACE" scale deployment "$OPERATOR_DEPLOYMENT" --replicas=0 >/dev/null
       wait_until "$WAIT_SECONDS" "the GPU operator to stop" \
