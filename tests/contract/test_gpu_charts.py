@@ -132,3 +132,15 @@ def test_time_slicing_change_rolls_the_jetson_device_plugin(upstream, tmp_path, 
 def test_the_diff_of_a_time_slicing_change_is_only_the_gpu_release(runs):
     change = evaluate_change("cloud", {"gpu.timeSlicing": 8}, before=runs["cloud"])
     assert all(change.registration(u).type in HELM_TYPES for u in change.touched), change.describe()
+
+
+def test_adding_a_first_gpu_node_to_cloud_touches_no_server_and_not_longhorn(runs):
+    # The admission plugin and Longhorn's GPU toleration are there before any GPU node.
+    raw_nodes = stack_config("cloud")["nodes"]
+    before = harness.run_stack("cloud", overrides={"nodes": [n for n in raw_nodes if n.get("gpu") != "nvidia"]})
+    change = evaluate_change("cloud", {}, before=before)
+    changed = {change.registration(u).name for u in change.changed}
+    assert not {n for n in changed if n.startswith("k3s-server-")}, change.describe()
+    assert "storage-longhorn" not in changed, change.describe()
+    added = {change.registration(u).name for u in change.added}
+    assert {"gpu-operator", "gpu-settled", "gpu-runtimeclass", "k3s-gpu-1-install"} <= added
