@@ -90,5 +90,6 @@ class Gpu(pulumi.ComponentResource):
                 "operatorNodes": plan.operator_nodes(settings),
                 "jetsonNodes": plan.jetson_nodes(settings),
                 "restartsK3s": self.restarts_k3s,
+                "toolkit": settings.gpu.toolkit if plan.operator_nodes(settings) else None,
             }
         )

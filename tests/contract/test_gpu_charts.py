@@ -144,3 +144,15 @@ def test_adding_a_first_gpu_node_to_cloud_touches_no_server_and_not_longhorn(run
     assert "storage-longhorn" not in changed, change.describe()
     added = {change.registration(u).name for u in change.added}
     assert {"gpu-operator", "gpu-settled", "gpu-runtimeclass", "k3s-gpu-1-install"} <= added
+
+
+def test_jetson_device_plugin_reaches_a_tainted_jetson_node_on_cloud(upstream, tmp_path):
+    # A cloud Jetson agent carries the GPU taint too; the rendered plugin pod must still fit it.
+    nodes = [*stack_config("cloud")["nodes"], {"name": "jetson-1", "host": "192.0.2.41", "role": "agent", "arch": "arm64",
+             "gpu": "jetson", "hostKey": stack_config("cloud")["nodes"][0]["hostKey"]}]
+    run = harness.run_stack("cloud", overrides={"nodes": nodes})
+    docs = render(upstream, release(run, "gpu-device-plugin"), tmp_path)
+    pod = {"spec": one(docs, "DaemonSet", "nvidia-device-plugin")["spec"]["template"]["spec"]}
+    s = parse_settings({**stack_config("cloud"), "nodes": nodes}, "cloud")
+    fits = [n.name for n in s.nodes if scheduling.why_not(scheduling.admit(pod, set()), scheduling.node_model(s, n)) is None]
+    assert fits == ["jetson-1"]
