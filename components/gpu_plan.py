@@ -5,7 +5,7 @@ GPU nodes and servers need. User-facing summary: docs/gpu.md.
   containerd. Who brings the container toolkit is `gpu.toolkit`:
   - "operator": its toolkit installs the NVIDIA runtime into /usr/local/nvidia/toolkit and signals
     containerd, which on K3s restarts K3s on that node; K3s then finds the runtime there and adds its
-    `nvidia` handler. Everything else in the stack waits for that restart (Gpu.restart_done).
+    `nvidia` handler. Everything else in the stack waits for that restart (platform_layers.toolkit_restart).
   - "host": the host has the driver and NVIDIA's toolkit package (/usr/bin/nvidia-container-runtime);
     K3s registers the `nvidia` handler at its first start (pkg/agent/containerd/runtimes.go looks in
     /usr/local/nvidia/toolkit, then /usr/bin), the operator runs with `toolkit.enabled: false`
@@ -121,11 +121,16 @@ def problems(settings: Settings) -> list[tuple[str, str]]:
                 out.append((f"nodes[{i}].taints[{j}]", (
                     f"{taint!r}: GPU pods get a toleration for {GPU_RESOURCE} with effect NoSchedule only "
                     "(ExtendedResourceToleration), so NoExecute would evict them; use NoSchedule")))
-        runtime = node.extra_config.get("default-runtime")
-        if node.gpu == "jetson" and runtime is not None and runtime != RUNTIME_CLASS:
-            out.append((f"nodes[{i}].extraConfig.default-runtime", (
-                f"{runtime!r}: a Jetson node's default runtime is {RUNTIME_CLASS!r} (GPU pods see the "
-                "device only under the NVIDIA runtime); remove the key")))
+        if node.gpu != "jetson":
+            continue
+        stack_wide = ("k3s.extraConfig", settings.k3s.extra_config) if node.is_server else (
+            "k3s.agentExtraConfig", settings.k3s.agent_extra_config)
+        for key, source in (stack_wide, (f"nodes[{i}].extraConfig", node.extra_config)):
+            runtime = source.get("default-runtime")
+            if runtime is not None and runtime != RUNTIME_CLASS:
+                out.append((f"{key}.default-runtime", (
+                    f"{runtime!r}: the default runtime of Jetson node {node.name} is {RUNTIME_CLASS!r} (GPU "
+                    "pods see the device only under the NVIDIA runtime); remove the key")))
     return out
 
 

@@ -145,8 +145,8 @@ def node_config(settings: Settings, node: Node, token: str = TOKEN_PLACEHOLDER) 
         for key, value in source.items():
             if key == "disable" and isinstance(value, list):
                 cfg["disable"] = sorted(set(cfg.get("disable", [])) | set(value))
-            elif key == "kube-apiserver-arg" and key in cfg:
-                cfg[key] = gpu_plan.merge_apiserver_args(cfg[key], value)
+            elif key.rstrip("+") == "kube-apiserver-arg" and "kube-apiserver-arg" in cfg:
+                cfg["kube-apiserver-arg"] = gpu_plan.merge_apiserver_args(cfg["kube-apiserver-arg"], value)
             else:
                 cfg[key] = value
     return cfg

@@ -146,6 +146,19 @@ def test_jetson_default_runtime_cannot_be_overridden():
     raw["nodes"][0].update(gpu="jetson", extraConfig={"default-runtime": "runc"})
     s = parse_settings(raw, "edge")
     assert "nodes[0].extraConfig.default-runtime" in dict(plan.problems(s))
+    raw["nodes"][0]["extraConfig"] = {}
+    raw["k3s"] = {"extraConfig": {"default-runtime": "crun"}}
+    assert "k3s.extraConfig.default-runtime" in dict(plan.problems(parse_settings(raw, "edge")))
+
+
+def test_problems_reach_the_user_before_anything_is_created():
+    from components import platform_layers
+
+    raw = copy.deepcopy(stack_raw("cloud"))
+    raw["nodes"][4]["taints"] = ["nvidia.com/gpu:NoExecute"]
+    with pytest.raises(ConfigError) as err:
+        platform_layers.validate(parse_settings(raw, "cloud"))
+    assert "nodes[4].taints[0]" in str(err.value)
 
 
 def test_servers_of_a_gpu_tainting_profile_run_extended_resource_toleration():
@@ -181,6 +194,10 @@ def test_users_apiserver_args_are_merged_not_dropped():
     s = parse_settings(raw, "cloud")
     args = k3s_plan.node_config(s, s.first_server)["kube-apiserver-arg"]
     assert args == ["enable-admission-plugins=NodeRestriction,ExtendedResourceToleration,PodNodeSelector", "v=2"]
+    raw["k3s"]["extraConfig"] = {"kube-apiserver-arg+": "enable-admission-plugins=PodNodeSelector"}
+    cfg = k3s_plan.node_config(parse_settings(raw, "cloud"), s.first_server)
+    assert cfg["kube-apiserver-arg"] == ["enable-admission-plugins=NodeRestriction,ExtendedResourceToleration,PodNodeSelector"]
+    assert "kube-apiserver-arg+" not in cfg
 
 
 def test_gpu_taints_that_evict_gpu_pods_are_refused():
