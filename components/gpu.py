@@ -55,16 +55,17 @@ class Gpu(pulumi.ComponentResource):
             )
             charts.append(operator)
             # Deleted before the release (it depends on it): releases K3s's RuntimeClass from the
-            # operator's ownership so the garbage collector keeps it.
+            # operator's ownership so the garbage collector keeps it. Off the install's critical path:
+            # nothing waits for it (its create retries across the toolkit's K3s restart).
             keep = scripts.render("gpu-runtimeclass.sh", {**plan.runtime_class_params(settings), "ACTION": "keep"})
-            charts.append(cluster.first_shell.command(
+            cluster.first_shell.command(
                 f"{name}-runtimeclass",
                 scripts.render("gpu-runtimeclass.sh", {**plan.runtime_class_params(settings), "ACTION": "ensure"}),
                 delete=keep,
                 opts=pulumi.ResourceOptions(
                     parent=self, depends_on=[operator], deleted_with=cluster.first_install
                 ),
-            ))
+            )
         if plan.jetson_nodes(settings):
             charts.append(
                 helm.release(
