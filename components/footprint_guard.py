@@ -4,6 +4,8 @@ Kubeflow object exists when the nodes' allocatable CPU or memory cannot hold the
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import pulumi
 
 from stacks.settings import Settings
@@ -34,11 +36,14 @@ def guard(
     cluster: K3sCluster,
     ssh_private_key: pulumi.Input[str] | None,
     parent: pulumi.Resource,
+    after: Sequence[pulumi.Resource] = (),
 ) -> pulumi.CustomResource:
+    """`after`: what must be over first (the GPU toolkit's K3s restart, platform_layers.toolkit_restart).
+    Every Kubernetes object of the Kubeflow layer waits for the guard, so for `after` too."""
     shell = node_shell(settings, settings.first_server, ssh_private_key)
     # Re-runs whenever the figures change (they are part of the command text).
     return shell.command(
         name,
         script(settings),
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[cluster.ready]),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[cluster.ready, *after]),
     )

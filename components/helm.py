@@ -44,6 +44,7 @@ def release(
     create_namespace: bool = True,
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
     wait_for_jobs: bool = False,
+    atomic: bool = True,
 ) -> k8s.helm.v3.Release:
     """A Helm release of chart `key` that waits for its workloads and rolls back a failed upgrade."""
     ref = chart(key)
@@ -58,7 +59,7 @@ def release(
         values=dict(values),
         timeout=timeout_seconds,
         wait_for_jobs=wait_for_jobs,
-        atomic=True,
+        atomic=atomic,
         cleanup_on_fail=True,
         # Helm installs a chart's crds/ only on first install; the charts here template their CRDs
         # (cert-manager crds.enabled, istio base) so upgrades carry CRD changes too.

@@ -80,12 +80,19 @@ def node_labels(settings: Settings, node: Node) -> list[str]:
     return [f"{k}={v}" for k, v in sorted(labels.items())]
 
 
+GPU_TAINT = "nvidia.com/gpu=true:NoSchedule"
+
+
+def taints_gpu_nodes(settings: Settings) -> bool:
+    """Does this stack's profile taint its GPU nodes (GPU_TAINT), now or when one is added later?"""
+    return settings.profile == "cloud"
+
+
 def node_taints(settings: Settings, node: Node) -> list[str]:
     taints = list(node.taints)
-    if node.gpu != "none" and settings.profile == "cloud":
-        gpu_taint = "nvidia.com/gpu=true:NoSchedule"
+    if node.gpu != "none" and taints_gpu_nodes(settings):
         if not any(t.split(":")[0].split("=")[0] == "nvidia.com/gpu" for t in taints):
-            taints.append(gpu_taint)
+            taints.append(GPU_TAINT)
     return taints
 
 
@@ -130,6 +137,9 @@ def node_config(settings: Settings, node: Node, token: str = TOKEN_PLACEHOLDER) 
         cfg["node-taint"] = taints
     if settings.k3s.airgap and settings.k3s.airgap.registries:
         cfg["private-registry"] = "/etc/rancher/k3s/registries.yaml"
+    from . import gpu_plan  # gpu_plan reads this module's taints: imported here, not at the top
+
+    cfg.update(gpu_plan.k3s_config(settings, node))
     extra = k3s.extra_config if node.is_server else k3s.agent_extra_config
     for source in (extra, node.extra_config):
         for key, value in source.items():
@@ -138,6 +148,8 @@ def node_config(settings: Settings, node: Node, token: str = TOKEN_PLACEHOLDER) 
                 added = value if isinstance(value, list) else [v.strip() for v in str(value).split(",")]
                 merged = list(cfg[key]) + [v for v in added if v not in cfg[key]]
                 cfg[key] = sorted(merged) if key == "disable" else merged
+            elif key.rstrip("+") == "kube-apiserver-arg" and "kube-apiserver-arg" in cfg:
+                cfg["kube-apiserver-arg"] = gpu_plan.merge_apiserver_args(cfg["kube-apiserver-arg"], value)
             else:
                 cfg[key] = value
     return cfg
@@ -203,6 +215,8 @@ def preflight_params(settings: Settings, node: Node) -> dict[str, object]:
         "NODE_NAME": node.name,
         "EXPECT_ARCH": node.arch,
         "GPU": node.gpu,
+        "GPU_TOOLKIT": settings.gpu.toolkit if node.gpu == "nvidia" else "none",
+        "INSTALL_DRIVER": settings.gpu.install_driver and node.gpu == "nvidia",
         "MIN_MEMORY_MIB": settings.preflight.min_memory_mib,
         "MIN_DISK_GIB": settings.preflight.min_disk_gib,
         "NEED_CURL": settings.k3s.airgap is None,

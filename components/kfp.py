@@ -32,6 +32,7 @@ class KfpStandalone(pulumi.ComponentResource):
         *,
         ssh_private_key: pulumi.Input[str] | None,
         storage_ready: Sequence[pulumi.Resource] = (),
+        gpu_restart: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("kubeflow-k3s:kubeflow:KfpStandalone", name, {}, opts)
@@ -40,7 +41,7 @@ class KfpStandalone(pulumi.ComponentResource):
             f"{name}-credentials", needed_values(SECRETS), None, with_admin=False,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        guard = footprint_guard.guard(f"{name}-footprint", settings, cluster, ssh_private_key, self)
+        guard = footprint_guard.guard(f"{name}-footprint", settings, cluster, ssh_private_key, self, after=gpu_restart)
         # Pulumi awaits each CRD until Established, so the second Directory finds its kinds.
         self.cluster_scoped = k8s.kustomize.v2.Directory(
             f"{name}-cluster-scoped",

@@ -37,6 +37,7 @@ class Kubeflow(pulumi.ComponentResource):
         cert_manager_ready: Sequence[pulumi.Resource] = (),
         istio_ready: Sequence[pulumi.Resource] = (),
         storage_ready: Sequence[pulumi.Resource] = (),
+        gpu_restart: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("kubeflow-k3s:kubeflow:Kubeflow", name, {}, opts)
@@ -46,7 +47,7 @@ class Kubeflow(pulumi.ComponentResource):
             f"{name}-credentials", needed_values(secret_names), admin_password, with_admin=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        guard = footprint_guard.guard(f"{name}-footprint", settings, cluster, ssh_private_key, self)
+        guard = footprint_guard.guard(f"{name}-footprint", settings, cluster, ssh_private_key, self, after=gpu_restart)
 
         namespaces = {
             ns: k8s.core.v1.Namespace(

@@ -9,7 +9,7 @@ import pulumi
 from stacks.config import Secrets
 from stacks.settings import Settings
 
-from . import kubeflow_plan
+from . import kubeflow_plan, platform_layers
 from .kfp import KfpStandalone
 from .kubeflow import Kubeflow
 
@@ -35,6 +35,7 @@ def build(settings: Settings, secrets: Secrets, platform: Any) -> tuple[pulumi.R
             cert_manager_ready=_ready(platform.cert_manager),
             istio_ready=_ready(platform.istio),
             storage_ready=_ready(platform.storage),
+            gpu_restart=platform_layers.toolkit_restart(platform.gpu),
         )
         return kf, {**kf.outputs, "kubeflowAccess": kubeflow_plan.access_note(settings)}
     if mode == "pipelines":
@@ -42,6 +43,7 @@ def build(settings: Settings, secrets: Secrets, platform: Any) -> tuple[pulumi.R
             "kfp", settings, platform.cluster,
             ssh_private_key=secrets.ssh_private_key,
             storage_ready=_ready(platform.storage),
+            gpu_restart=platform_layers.toolkit_restart(platform.gpu),
         )
         return kfp, {**kfp.outputs, "kubeflowAccess": kubeflow_plan.access_note(settings)}
     return None, {}

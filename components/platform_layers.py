@@ -2,9 +2,11 @@
 
 Who waits for what (each edge is something the later step cannot work without):
 - every layer: the cluster's nodes Ready (K3sCluster.k8s_options).
-- GPU operator path: storage, cert-manager and Istio also wait for `gpu.settled`, because the
-  operator's toolkit restarts K3s on the GPU node and nothing else should be installing then.
-  The Jetson path restarts nothing, so nothing waits for it.
+- GPU operator path with the operator's toolkit (`gpu.toolkit: operator`): every other Kubernetes
+  object waits for `gpu.settled` (toolkit_restart), because the toolkit restarts K3s on the GPU nodes
+  and nothing should be installing then: storage, cert-manager and Istio here, the Kubeflow layer
+  through its footprint guard (kubeflow_layer). With the host's toolkit (`gpu.toolkit: host`) and on
+  the Jetson path nothing restarts, so nothing waits for the GPU layer.
 - Istio's charts: nothing else. Its gateway Certificate: cert-manager's issuers (and, with ACME, the
   ingress gateway that answers the challenge).
 - Storage and GPU never wait for Istio or cert-manager.
@@ -20,7 +22,7 @@ import pulumi
 
 from stacks.settings import ConfigError, Settings
 
-from . import storage_plan
+from . import gpu_plan, storage_plan
 from .cert_manager import CertManager
 from .gpu import Gpu
 from .istio import Istio
@@ -38,7 +40,7 @@ class Layers:
 
 def validate(settings: Settings) -> None:
     """Settings checks that need the node list and the layers' rules; raises before any resource exists."""
-    problems = storage_plan.problems(settings)
+    problems = storage_plan.problems(settings) + gpu_plan.problems(settings)
     if problems:
         raise ConfigError(problems)
 
@@ -48,9 +50,15 @@ def needs_mesh(settings: Settings) -> bool:
     return settings.kubeflow.mode != "pipelines"
 
 
+def toolkit_restart(gpu: Gpu | None) -> list[pulumi.Resource]:
+    """What a layer's Kubernetes objects wait for so that none is applied while the GPU toolkit restarts
+    K3s: `gpu.settled` when this stack's GPU path restarts K3s, else nothing."""
+    return [gpu.settled] if gpu is not None and gpu.restarts_k3s else []
+
+
 def build_layers(settings: Settings, cluster: K3sCluster) -> Layers:
     gpu = Gpu("gpu", settings, cluster) if settings.gpu_nodes else None
-    after: list[pulumi.Resource] = [gpu.settled] if gpu and gpu.restarts_k3s else []
+    after = toolkit_restart(gpu)
     storage = Storage("storage", settings, cluster, after=after)
     if not needs_mesh(settings):
         return Layers(storage=storage, cert_manager=None, istio=None, gpu=gpu)

@@ -104,19 +104,14 @@ def longhorn_replicas(settings: Settings) -> int:
 
 
 def gpu_tolerations(settings: Settings) -> list[dict[str, str]]:
-    """Tolerations for the stack's `nvidia.com/gpu` taints, exactly as the nodes carry them."""
-    out: list[dict[str, str]] = []
-    for node in settings.nodes:
-        for taint in k3s_plan.node_taints(settings, node):
-            key_value, effect = taint.rsplit(":", 1)
-            key, _, value = key_value.partition("=")
-            if key != "nvidia.com/gpu" or effect not in HARD_EFFECTS:
-                continue
-            tol = {"key": key, "operator": "Equal", "value": value, "effect": effect} if value else {
-                "key": key, "operator": "Exists", "effect": effect}
-            if tol not in out:
-                out.append(tol)
-    return out
+    """Longhorn's tolerations for GPU nodes: `nvidia.com/gpu` (any value), NoSchedule, on every stack.
+
+    From the start, not only once a GPU node exists: Longhorn applies a changed `taint-toleration`
+    setting by restarting its system pods and refuses the change while volumes are attached, so adding
+    a first GPU node to a running stack must not change it. A toleration no node needs is harmless.
+    GPU taints with NoExecute are refused at validation (gpu_plan.problems), so NoSchedule covers
+    every GPU taint a stack can have."""
+    return [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 
 def _taint_toleration_setting(tolerations: list[dict[str, str]]) -> str:

@@ -56,6 +56,11 @@ class Profile:
     require_host_keys: bool = False
     # kubelet refuses to start when kernel tunables differ from what it expects, instead of changing them.
     protect_kernel_defaults: bool = False
+    # Who provides the NVIDIA container toolkit on `gpu: nvidia` nodes (gpu.toolkit, docs/gpu.md):
+    # "operator" needs only the host driver but the toolkit restarts K3s on each GPU node once;
+    # "host" expects the driver and NVIDIA's toolkit package on the host (as cloud GPU images ship them),
+    # K3s registers the runtime at start and nothing restarts.
+    gpu_toolkit: str = "operator"
 
 
 PROFILES = {
@@ -71,6 +76,6 @@ PROFILES = {
         name="cloud", min_memory_mib=15360, min_disk_gib=80, storage="longhorn", issuer="letsencrypt",
         gateway_service_type="NodePort", kubeflow_mode="full", components=_EVERYTHING,
         secrets_encryption=True, require_secrets_encryption=True, require_host_keys=True,
-        protect_kernel_defaults=True,
+        protect_kernel_defaults=True, gpu_toolkit="host",
     ),
 }

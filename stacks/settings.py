@@ -34,6 +34,7 @@ GPU_ARCHES = {"none": ARCHES, "nvidia": ("amd64", "arm64"), "jetson": ("arm64",)
 STORAGE_CLASSES = ("local-path", "longhorn", "nfs")
 ISSUERS = ("selfsigned", "letsencrypt")
 MIG_STRATEGIES = ("single", "mixed")
+GPU_TOOLKITS = ("host", "operator")
 KUBEFLOW_MODES = ("full", "pipelines", "none")
 GATEWAY_SERVICE_TYPES = ("LoadBalancer", "NodePort")
 
@@ -57,6 +58,21 @@ class ConfigError(RunError, ValueError):
         # A key with its own namespace (a misspelled `kubeflow_k3s:gpu`) is printed as it is.
         lines = [f"  {key if ':' in key else f'{NS}:{key}'}: {msg}" for key, msg in problems]
         super().__init__("invalid stack configuration:\n" + "\n".join(lines))
+
+
+def k3s_version_below_floor(version: str) -> bool:
+    """Is a vX.Y.Z+k3sN release older than versions.K3S_MIN_VERSIONS allows?"""
+    def key(v: str) -> tuple[int, ...]:
+        m = K3S_VERSION_RE.match(v)
+        assert m, v
+        return tuple(int(g) for g in m.groups())
+
+    have = key(version)
+    floors = {tuple(int(x) for x in minor.split(".")): key(v) for minor, v in versions.K3S_MIN_VERSIONS.items()}
+    minor = have[:2]
+    if minor < min(floors):
+        return True
+    return minor in floors and have < floors[minor]
 
 
 def is_ip(value: str) -> bool:
@@ -206,6 +222,9 @@ class GpuSettings:
     time_slicing: int = 0
     mig: str | None = None
     install_driver: bool = False
+    # Who provides the NVIDIA container toolkit on `gpu: nvidia` nodes: "host" (installed on the host,
+    # K3s registers the runtime at start) or "operator" (the GPU operator installs it and restarts K3s).
+    toolkit: str = "operator"
 
 
 @dataclass(frozen=True)
@@ -652,6 +671,14 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
     version = r.string(kd, "version", "k3s.version", versions.K3S_VERSION)
     if version and not K3S_VERSION_RE.match(version):
         r.fail("k3s.version", f"{version!r} is not a K3s release like {versions.K3S_VERSION} (vX.Y.Z+k3sN)")
+    elif version and k3s_version_below_floor(version):
+        r.fail(
+            "k3s.version",
+            f"{version!r} is older than the oldest supported K3s ("
+            + ", ".join(f"{v} on the {m} line" for m, v in versions.K3S_MIN_VERSIONS.items())
+            + ", any later minor): the program relies on containerd 2 (the GPU toolkit's setup) and on "
+            "K3s's static CNI bin dir /var/lib/rancher/k3s/data/cni; use a newer release",
+        )
     default_endpoint = "127.0.0.1" if (servers and servers[0].connection == "local") else (
         servers[0].host if servers and servers[0].host else "127.0.0.1"
     )
@@ -747,12 +774,23 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
     )
 
     # gpu ------------------------------------------------------------------------------------------
-    gd2 = r.obj(raw.get("gpu"), "gpu", {"timeSlicing", "mig", "installDriver"})
+    gd2 = r.obj(raw.get("gpu"), "gpu", {"timeSlicing", "mig", "installDriver", "toolkit"})
+    install_driver = r.boolean(gd2, "installDriver", "gpu.installDriver", False)
+    # The operator's containerised driver lives under /run/nvidia/driver, which only the operator's own
+    # toolkit is set up for: with installDriver the toolkit defaults to (and must be) the operator's.
     gpu = GpuSettings(
         time_slicing=r.integer(gd2, "timeSlicing", "gpu.timeSlicing", 0, 0, 64),
         mig=r.choice(gd2, "mig", "gpu.mig", MIG_STRATEGIES, None),
-        install_driver=r.boolean(gd2, "installDriver", "gpu.installDriver", False),
+        install_driver=install_driver,
+        toolkit=r.choice(gd2, "toolkit", "gpu.toolkit", GPU_TOOLKITS,
+                         "operator" if install_driver else prof.gpu_toolkit) or prof.gpu_toolkit,
     )
+    if gpu.install_driver and gpu.toolkit == "host":
+        r.fail(
+            "gpu.toolkit",
+            "'host' cannot be used with gpu.installDriver: true (the operator's driver container is only "
+            "wired to the operator's toolkit); use toolkit: operator, or install the driver on the hosts",
+        )
 
     # kubeflow -------------------------------------------------------------------------------------
     kfd = r.obj(raw.get("kubeflow"), "kubeflow", {"mode", "components", "users", "adminEmail", "manifestsPath"})

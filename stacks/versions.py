@@ -10,6 +10,14 @@ The contract tests (tests/contract/) check each pin against the upstream files i
 K3S_VERSION = "v1.34.6+k3s1"
 KUBERNETES_MINOR = "1.34"
 
+# The oldest K3s the program supports (stacks/settings.py refuses older `k3s.version`s), per minor line.
+# - containerd 2 (the GPU operator's socket-only toolkit setup, components/gpu_plan.py): K3s ships it
+#   since the February 2025 releases v1.31.6+k3s1 and v1.32.2+k3s1 (k3s-io/docs#567);
+# - the static CNI bin dir /var/lib/rancher/k3s/data/cni (Istio CNI's k3s profile): since the
+#   October 2024 releases (k3s-io/k3s#10868), older than the floor above.
+# Minors below the first entry are refused; minors above the last entry are all supported.
+K3S_MIN_VERSIONS = {"1.31": "v1.31.6+k3s1", "1.32": "v1.32.2+k3s1"}
+
 # The K3s installer is fetched from the same tag as the binary, never from the floating get.k3s.io.
 K3S_INSTALL_SCRIPT_URL = "https://raw.githubusercontent.com/k3s-io/k3s/{version}/install.sh"
 

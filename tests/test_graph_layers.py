@@ -198,7 +198,9 @@ def test_storage_and_gpu_do_not_wait_for_istio_or_cert_manager(stack, runs, jets
 
 
 def test_nothing_installs_while_the_gpu_toolkit_restarts_k3s(runs, nvidia_edge):
-    for run in (runs["cloud"], nvidia_edge):
+    # cloud's default is the host's toolkit (no restart): here its GPU node uses the operator's.
+    cloud = harness.run_stack("cloud", overrides={"gpu": {"timeSlicing": 4, "toolkit": "operator"}})
+    for run in (cloud, nvidia_edge):
         assert run.depends_on("gpu-settled", "gpu-operator")
         others = [r for r in run.by_type(RELEASE) if r.name != "gpu-operator"]
         assert others or run is nvidia_edge  # edge with local-path has no other release

@@ -1,8 +1,11 @@
 # Read-only preflight of a node: prints one "check<TAB>status<TAB>detail" line per check and a final
 # "result<TAB>ok|fail<TAB>..." line, and exits 1 when a check fails. It changes nothing on the host.
 # Parameters: NODE_NAME EXPECT_ARCH (amd64|arm64) GPU (none|nvidia|jetson) MIN_MEMORY_MIB MIN_DISK_GIB
-#             NEED_CURL (true|false)
+#             NEED_CURL (true|false) GPU_TOOLKIT (host|operator|none) INSTALL_DRIVER (true|false)
+# The gpu-toolkit line says which GPU case the node is in, as key=value fields after the status:
+#   case=host|operator|jetson|none runtime=<path of nvidia-container-runtime, or none>
 : "${EXPECT_ARCH:?}" "${GPU:?}" "${MIN_MEMORY_MIB:?}" "${MIN_DISK_GIB:?}" "${NEED_CURL:?}"
+: "${GPU_TOOLKIT:?}" "${INSTALL_DRIVER:?}"
 failures=""
 report() {
   printf '%s\t%s\t%s\n' "$1" "$2" "$3"
@@ -75,14 +78,35 @@ else
   report memory fail "${mem_mib} MiB of memory, the profile needs ${MIN_MEMORY_MIB} MiB (preflight.minMemoryMiB)"
 fi
 
+nvidia_pci() { grep -qs 10de /sys/bus/pci/devices/*/vendor; }
+# K3s registers the `nvidia` runtime at start when it finds nvidia-container-runtime in
+# /usr/local/nvidia/toolkit (the GPU operator's toolkit) or /usr/bin (NVIDIA's package, JetPack).
+host_runtime=none
+if [ -x /usr/bin/nvidia-container-runtime ]; then host_runtime=/usr/bin/nvidia-container-runtime; fi
 case "$GPU" in
   nvidia)
-    if ls /dev/nvidia[0-9]* >/dev/null 2>&1; then
+    if [ "$INSTALL_DRIVER" = true ]; then
+      # gpu.installDriver: the operator's driver container builds the driver; no /dev/nvidia* yet.
+      if nvidia_pci; then
+        report gpu ok "NVIDIA PCI device present; the GPU operator installs the driver (gpu.installDriver)"
+      else
+        report gpu fail "the node says gpu: nvidia but no NVIDIA PCI device (vendor 10de) was found"
+      fi
+    elif ls /dev/nvidia[0-9]* >/dev/null 2>&1; then
       report gpu ok "NVIDIA device nodes present"
-    elif grep -qs 10de /sys/bus/pci/devices/*/vendor; then
-      report gpu fail "an NVIDIA PCI device is present but /dev/nvidia* is missing: install the NVIDIA driver on the host"
+    elif nvidia_pci; then
+      report gpu fail "an NVIDIA PCI device is present but /dev/nvidia* is missing: install the NVIDIA driver on the host, or set gpu.installDriver: true"
     else
       report gpu fail "the node says gpu: nvidia but no NVIDIA device was found"
+    fi
+    if [ "$GPU_TOOLKIT" = host ]; then
+      if [ "$host_runtime" != none ]; then
+        report gpu-toolkit ok "case=host runtime=$host_runtime"
+      else
+        report gpu-toolkit fail "case=host runtime=none - gpu.toolkit is host but /usr/bin/nvidia-container-runtime is missing: install NVIDIA's nvidia-container-toolkit package, or set gpu.toolkit: operator (its toolkit restarts K3s once)"
+      fi
+    else
+      report gpu-toolkit ok "case=operator runtime=$host_runtime"
     fi
     ;;
   jetson)
@@ -91,8 +115,17 @@ case "$GPU" in
     else
       report gpu fail "the node says gpu: jetson but no Tegra GPU was found (/etc/nv_tegra_release, /dev/nvhost-*)"
     fi
+    # The node's default runtime is nvidia (K3s default-runtime): without the runtime no pod starts.
+    if [ "$host_runtime" != none ]; then
+      report gpu-toolkit ok "case=jetson runtime=$host_runtime"
+    else
+      report gpu-toolkit fail "case=jetson runtime=none - JetPack's nvidia-container-runtime is missing (/usr/bin/nvidia-container-runtime): install the nvidia-container package (sudo apt-get install nvidia-container)"
+    fi
     ;;
-  *) report gpu skip "no GPU configured" ;;
+  *)
+    report gpu skip "no GPU configured"
+    report gpu-toolkit skip "case=none runtime=$host_runtime"
+    ;;
 esac
 
 if [ "$NEED_CURL" = true ]; then

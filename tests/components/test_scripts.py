@@ -40,6 +40,9 @@ def all_rendered_scripts():
         if s.gpu_nodes:
             from components import gpu_plan  # issue 3: the GPU layer's readiness wait
             yield f"{stack}/wait-gpu", scripts.render("wait-gpu.sh", gpu_plan.wait_params(s))
+            for action in ("ensure", "keep"):
+                params = {**gpu_plan.runtime_class_params(s), "ACTION": action}
+                yield f"{stack}/gpu-runtimeclass-{action}", scripts.render("gpu-runtimeclass.sh", params)
 
 
 RENDERED = list(all_rendered_scripts())

@@ -86,10 +86,19 @@ def test_cloud_gpu_node_holds_replicas_because_longhorn_tolerates_its_taint():
     assert "nvidia.com/gpu=true:NoSchedule" in k3s_plan.node_taints(s, s.node("gpu-1"))
     assert storage_plan.replica_nodes(s) == ["server-1", "server-2", "server-3", "agent-1", "gpu-1"]
     values = storage_plan.longhorn_values(s)
-    assert values["global"]["tolerations"] == [
-        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
-    ]
-    assert values["defaultSettings"]["taintToleration"] == "nvidia.com/gpu=true:NoSchedule"
+    assert values["global"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    # Longhorn's syntax: `key:effect` is operator Exists.
+    assert values["defaultSettings"]["taintToleration"] == "nvidia.com/gpu:NoSchedule"
+
+
+def test_adding_a_first_gpu_node_leaves_longhorns_taint_toleration_alone():
+    # Longhorn refuses a taint-toleration change while volumes are attached: it is there from the start.
+    raw = copy.deepcopy(stack_raw("cloud"))
+    without = [n for n in raw["nodes"] if n.get("gpu") != "nvidia"]
+    before = storage_plan.longhorn_values(parse_settings({**raw, "nodes": without}, "cloud"))
+    after = storage_plan.longhorn_values(parse_settings(raw, "cloud"))
+    assert before["defaultSettings"]["taintToleration"] == after["defaultSettings"]["taintToleration"]
+    assert before["global"] == after["global"]
 
 
 def test_nodes_with_other_hard_taints_hold_no_replicas():
