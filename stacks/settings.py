@@ -213,6 +213,14 @@ class KubeflowSettings:
 
 
 @dataclass(frozen=True)
+class SmokeSettings:
+    """The smoke step at the end of `pulumi up` (components/smoke_plan.py, docs/smoke-test.md)."""
+
+    enabled: bool = True
+    timeout_seconds: int = 1200
+
+
+@dataclass(frozen=True)
 class Settings:
     stack_name: str
     profile: str
@@ -225,6 +233,7 @@ class Settings:
     gateway: GatewaySettings
     gpu: GpuSettings
     kubeflow: KubeflowSettings
+    smoke: SmokeSettings = field(default_factory=SmokeSettings)
 
     @property
     def servers(self) -> tuple[Node, ...]:
@@ -455,7 +464,7 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
     """Validate and type the stack config. Raises ConfigError naming every bad key."""
     r = _Reader()
     top_allowed = {
-        "profile", "ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow",
+        "profile", "ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow", "smoke",
         # secrets, read separately by stacks/config.py
         "sshPrivateKey", "k3sToken", "adminPassword",
     }
@@ -703,6 +712,13 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         auto_enabled=tuple(auto_enabled),
     )
 
+    # smoke ----------------------------------------------------------------------------------------
+    smd = r.obj(raw.get("smoke"), "smoke", {"enabled", "timeoutSeconds"})
+    smoke = SmokeSettings(
+        enabled=r.boolean(smd, "enabled", "smoke.enabled", True),
+        timeout_seconds=r.integer(smd, "timeoutSeconds", "smoke.timeoutSeconds", 1200, 120, 7200),
+    )
+
     if r.problems:
         raise ConfigError(r.problems)
     return Settings(
@@ -717,4 +733,5 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         gateway=gateway,
         gpu=gpu,
         kubeflow=kubeflow,
+        smoke=smoke,
     )

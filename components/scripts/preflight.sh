@@ -3,6 +3,7 @@
 # Parameters: NODE_NAME EXPECT_ARCH (amd64|arm64) GPU (none|nvidia|jetson) MIN_MEMORY_MIB MIN_DISK_GIB
 #             NEED_CURL (true|false)
 : "${EXPECT_ARCH:?}" "${GPU:?}" "${MIN_MEMORY_MIB:?}" "${MIN_DISK_GIB:?}" "${NEED_CURL:?}"
+printf 'started\tok\t%s\n' "$(date +%s)"  # when this run began: the smoke step's installSeconds counts from here
 failures=""
 report() {
   printf '%s\t%s\t%s\n' "$1" "$2" "$3"
