@@ -180,10 +180,14 @@ def timeout_seconds(settings: Settings) -> int:
     return settings.smoke.timeout_seconds + COMMAND_MARGIN_SECONDS
 
 
-
 def script(settings: Settings, started: str = "") -> str:
-    """smoke.sh rendered. A user's namespace may be spelled like a command (`admin`, `test`), which
-    ShellCheck flags as SC2209 in its bare assignment; the file-wide directive (a comment before the
-    first command) keeps the rendered text clean without quoting differently from every other script."""
-    head, _, rest = scripts.render("smoke.sh", params(settings, started)).partition("\n# kubeflow-k3s: smoke.sh\n")
+    return render(params(settings, started))
+
+
+def render(values: dict[str, object]) -> str:
+    """smoke.sh rendered with `values`. A user's namespace may be spelled like a command (`admin`,
+    `test`), which ShellCheck flags as SC2209 in its bare assignment; the file-wide directive (a comment
+    before the first command) keeps the rendered text clean without quoting differently from every
+    other script."""
+    head, _, rest = scripts.render("smoke.sh", values).partition("\n# kubeflow-k3s: smoke.sh\n")
     return f"{head}\n# kubeflow-k3s: smoke.sh\n# shellcheck disable=SC2209 # values are data, never commands\n{rest}"

@@ -9,7 +9,7 @@ import pulumi
 
 from .settings import NS, ConfigError, Settings, parse_settings
 
-STRUCTURED_KEYS = ("ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow")
+STRUCTURED_KEYS = ("ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow", "smoke")
 SECRET_KEYS = ("sshPrivateKey", "k3sToken", "adminPassword")
 
 

@@ -108,7 +108,11 @@ if [ "$MODE" = full ]; then
   probe=$(web "$work/probe" "$base")
   case $(status "$probe") in
     2??) fail "$DASHBOARD_URL answered an anonymous request with HTTP $(status "$probe"): the login is not enforced. Check: kubectl -n $GATEWAY_NAMESPACE get authorizationpolicy" ;;
-    000) fail "$DASHBOARD_URL did not answer (curl exit $(cat "$work/rc")). Check: kubectl -n $GATEWAY_NAMESPACE get service,pods; the certificate $GATEWAY_NAMESPACE/$TLS_SECRET" ;;
+    000)
+      if [ "$(cat "$work/rc")" = 60 ]; then
+        fail "the HTTPS certificate of $host is not signed by the CA in Secret $GATEWAY_NAMESPACE/$TLS_SECRET (or, with Let's Encrypt, not publicly trusted). Check: kubectl -n $GATEWAY_NAMESPACE describe certificate $TLS_SECRET"
+      fi
+      fail "$DASHBOARD_URL did not answer (curl exit $(cat "$work/rc")). Check: kubectl -n $GATEWAY_NAMESPACE get service,pods $GATEWAY_SERVICE" ;;
   esac
 
   # --- login: oauth2-proxy -> Dex's login form -> POST -> callback -> session cookie -----------------
