@@ -40,6 +40,9 @@ def all_rendered_scripts():
         if s.gpu_nodes:
             from components import gpu_plan  # issue 3: the GPU layer's readiness wait
             yield f"{stack}/wait-gpu", scripts.render("wait-gpu.sh", gpu_plan.wait_params(s))
+        if s.kubeflow.mode != "none":
+            from components import smoke_plan  # issue 13: the smoke step at the end of `pulumi up`
+            yield f"{stack}/smoke", smoke_plan.script(s, "1767225600")
 
 
 RENDERED = list(all_rendered_scripts())
