@@ -29,7 +29,7 @@ class NodeShell:
         name: str,
         create: pulumi.Input[str],
         *,
-        update: str | None = None,
+        update: pulumi.Input[str] | None = None,
         delete: str | None = None,
         stdin: pulumi.Input[str] | None = None,
         triggers: Sequence[Any] | None = None,

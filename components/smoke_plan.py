@@ -124,8 +124,10 @@ def checked_versions(settings: Settings) -> str:
     return " ".join(parts)
 
 
-def params(settings: Settings, started: str = "") -> dict[str, object]:
-    """smoke.sh's parameters. Nothing secret: the admin password is the command's stdin."""
+def params(settings: Settings, started: str = "", run: str = "create") -> dict[str, object]:
+    """smoke.sh's parameters. Nothing secret: the admin password is the command's stdin. `run`:
+    `create` (the stack's first successful `up`: installSeconds is the install time) or `update` (a
+    later `up` re-checks an existing stack: the figure is reported as sinceInstallStart instead)."""
     mode = settings.kubeflow.mode
     comps = settings.kubeflow.components
     full = mode == "full"
@@ -136,6 +138,7 @@ def params(settings: Settings, started: str = "") -> dict[str, object]:
         "K3S_BIN": K3S_BIN,
         "DEADLINE_SECONDS": settings.smoke.timeout_seconds,
         "STARTED": started,
+        "RUN": run,
         "CHECKS": checked_versions(settings),
         "COMPONENTS": " ".join(sorted(k for k, v in comps.items() if v)) if full else "pipelines",
         # full mode: the gateway and the login
@@ -180,8 +183,8 @@ def timeout_seconds(settings: Settings) -> int:
     return settings.smoke.timeout_seconds + COMMAND_MARGIN_SECONDS
 
 
-def script(settings: Settings, started: str = "") -> str:
-    return render(params(settings, started))
+def script(settings: Settings, started: str = "", run: str = "create") -> str:
+    return render(params(settings, started, run))
 
 
 def render(values: dict[str, object]) -> str:

@@ -69,7 +69,7 @@ users:
 
 PREFLIGHT_REPORT = "started\tok\t1767225600\nos\tok\tubuntu 24.04\narch\tok\tamd64\nresult\tok\tall checks passed\n"
 # What smoke.sh prints on success (its report lines; progress goes to stderr).
-SMOKE_REPORT = ("reachedThrough\tdns\nlogin\tok admin@example.com\npipelinesApi\tok\n"
+SMOKE_REPORT = ("reachedThrough\tdns\nlogin\tok admin@example.com\npipelinesApi\tok\nrun\tcreate\n"
                 "pipelineRun\tSUCCEEDED 5f3c\ninstallSeconds\t1843\nchecks\tk3s=v1.34.6+k3s1\n")
 
 

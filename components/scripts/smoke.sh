@@ -3,10 +3,10 @@
 # what to check. Report lines `key<TAB>value` go to stdout, progress to stderr. Full mode reads the
 # admin password from stdin (never an argument, never printed); nothing it writes outlives the run.
 # Parameters: NODE_NAME MODE (full|pipelines) K3S_BIN DEADLINE_SECONDS STARTED (epoch or empty)
-#   CHECKS COMPONENTS DASHBOARD_URL LOGIN_EMAIL ADMIN_NAMESPACE CHECK_DASHBOARD CHECK_PIPELINES
+#   RUN (create: the stack's first successful up, update: a later up re-checking it) CHECKS COMPONENTS DASHBOARD_URL LOGIN_EMAIL ADMIN_NAMESPACE CHECK_DASHBOARD CHECK_PIPELINES
 #   GATEWAY_NAMESPACE GATEWAY_SERVICE TLS_SECRET PUBLIC_CA KFP_NAMESPACE KFP_SERVICE KFP_PORT
 #   PIPELINE_YAML GPU_NAMESPACE GPU_PODS GPU_MANIFEST
-: "${MODE:?}" "${K3S_BIN:?}" "${DEADLINE_SECONDS:?}" "${STARTED?}" "${CHECKS?}" "${COMPONENTS?}"
+: "${MODE:?}" "${K3S_BIN:?}" "${DEADLINE_SECONDS:?}" "${STARTED?}" "${RUN:?}" "${CHECKS?}" "${COMPONENTS?}"
 : "${DASHBOARD_URL?}" "${LOGIN_EMAIL?}" "${ADMIN_NAMESPACE?}" "${CHECK_DASHBOARD:?}" "${CHECK_PIPELINES:?}"
 : "${GATEWAY_NAMESPACE:?}" "${GATEWAY_SERVICE:?}" "${TLS_SECRET:?}" "${PUBLIC_CA:?}"
 : "${KFP_NAMESPACE:?}" "${KFP_SERVICE:?}" "${KFP_PORT:?}" "${PIPELINE_YAML:?}"
@@ -222,12 +222,6 @@ if [ "$CHECK_PIPELINES" = true ]; then
     result=$(web "$work/delete" -X DELETE "$api$path")
     [ "$(status "$result")" = 200 ] || say "could not delete $path (HTTP $(status "$result")); delete it in the Pipelines UI"
   done
-  if [ -n "$STARTED" ]; then
-    report installSeconds "$((finished - STARTED))"
-    say "installSeconds $((finished - STARTED)): from the preflight of $NODE_NAME at $STARTED to this pipeline's success"
-  else
-    report installSeconds ""
-  fi
 fi
 
 # --- GPUs: one pod per GPU node runs nvidia-smi (Jetson: sees its GPU device) --------------------
@@ -252,5 +246,22 @@ if [ -n "$GPU_PODS" ]; then
   done
 fi
 
+# --- what it measured ------------------------------------------------------------------------------
+# installSeconds: from the first server's preflight to the pipeline's success (without Pipelines: to
+# the end of the checks). Only the run that creates this step measures an install; a later `up`
+# re-checking the stack reports the same difference as sinceInstallStart.
+[ -n "${finished:-}" ] || finished=$(date +%s)
+report run "$RUN"
+if [ -z "$STARTED" ]; then
+  report installSeconds ""
+  say "installSeconds unknown: the first server's preflight report has no start time"
+elif [ "$RUN" = create ]; then
+  report installSeconds "$((finished - STARTED))"
+  say "installSeconds $((finished - STARTED)): from the preflight of $NODE_NAME (epoch $STARTED) to the pipeline's success"
+else
+  report installSeconds ""
+  report sinceInstallStart "$((finished - STARTED))"
+  say "this up re-checked an existing stack: $((finished - STARTED))s since the install began (preflight of $NODE_NAME, epoch $STARTED); not an install time"
+fi
 report checks "$CHECKS; components: $COMPONENTS"
 say "smoke test passed ($MODE)"

@@ -374,3 +374,26 @@ def test_gpu_pods_run_to_completion_and_are_deleted(tmp_path, phase):
         assert fakes.report(result.stdout)["gpu"] == "ok gpu-1" and "NVIDIA-SMI" in result.stderr
     else:
         assert result.returncode == 1 and "GPU check pod kubeflow-k3s-smoke-gpu-gpu-1 failed" in result.stderr
+
+
+@needs_tools
+def test_a_later_up_reports_time_since_the_install_not_an_install_time(tmp_path):
+    fake = fakes.FakeKubeflow(api_prefix="/apis/v2beta1", login=False, polls_before_success=0).start()
+    try:
+        s = parse_settings(stack_raw("edge"), "edge")
+        values = {**smoke_plan.params(s, "1000", run="update"), "KFP_PORT": fake.port}
+        result, _ = run_smoke(tmp_path, values, {})
+    finally:
+        fake.stop()
+    assert result.returncode == 0, result.stderr
+    report = fakes.report(result.stdout)
+    assert report["run"] == "update" and report["installSeconds"] == ""
+    assert abs(int(report["sinceInstallStart"]) - (int(time.time()) - 1000)) < 120
+    assert "not an install time" in result.stderr
+
+
+@pytest.mark.parametrize("stack", KUBEFLOW_STACKS)
+def test_update_runs_the_same_checks_flagged_as_a_re_check(runs, stack):
+    check = runs[stack].get("smoke-check")
+    create, update = harness.script(check.inputs["create"]), harness.script(check.inputs["update"])
+    assert "RUN=create" in create and update == create.replace("RUN=create", "RUN=update")
