@@ -334,7 +334,8 @@ def test_full_mode_failures_say_what_failed(tmp_path, tls, fake_kubeflow, case, 
 
 @needs_tools
 def test_pipelines_mode_runs_the_pipeline_through_the_kfp_service(tmp_path):
-    fake = fakes.FakeKubeflow(api_prefix="/apis/v2beta1", login=False).start()
+    # Succeeds at the first poll (the full-mode test covers polling a RUNNING run).
+    fake = fakes.FakeKubeflow(api_prefix="/apis/v2beta1", login=False, polls_before_success=0).start()
     try:
         s = parse_settings(stack_raw("edge"), "edge")
         values = {**smoke_plan.params(s, ""), "KFP_PORT": fake.port}
