@@ -121,7 +121,8 @@ if [ "$MODE" = full ]; then
   if [ "$(status "$result")" != 200 ] || ! grep -q 'name="password"' "$work/form"; then
     fail "the login did not reach Dex's login form: ${base}oauth2/start ended with HTTP $(status "$result") at $form_url ($(snippet "$work/form")). Check: kubectl -n oauth2-proxy logs deploy/oauth2-proxy; kubectl -n auth logs deploy/dex"
   fi
-  action=$(sed -n 's/.*<form[^>]*action="\([^"]*\)".*/\1/p' "$work/form" | head -n 1 | sed 's/&amp;/\&/g')
+  # Dex's password form posts to its own URL (action="{{ .PostURL }}"); a theme may wrap the tag over lines.
+  action=$(tr '\n' ' ' <"$work/form" | sed -n 's/.*<form[^>]*action="\([^"]*\)".*/\1/p' | sed 's/&amp;/\&/g')
   origin=$(printf '%s' "$form_url" | sed 's#^\(https*://[^/]*\).*#\1#')
   case $action in
     "") post_url=$form_url ;;

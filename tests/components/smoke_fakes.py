@@ -123,8 +123,10 @@ class FakeKubeflow:
                     return self._send(302, headers={"Location": f"/dex/auth/local/login?back=&state={req}"})
                 if path == "/dex/auth/local/login":
                     req = q.get("state", "")
-                    form = ('<html><body><form method="post" action="/dex/auth/local/login?back=&amp;state='
-                            f'{req}"><input type="text" name="login"><input type="password" name="password">'
+                    # Shaped like Dex's password.html; the tag spans lines as some themes write it.
+                    form = ('<html><body><form method="post"\n    action="/dex/auth/local/login?back=&amp;state='
+                            f'{req}">\n<input type="text" id="login" name="login">\n'
+                            '<input type="password" id="password" name="password">\n'
                             '<button type="submit">Login</button></form></body></html>')
                     if method == "GET":
                         return self._send(200, form)
