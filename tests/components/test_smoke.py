@@ -67,6 +67,9 @@ def test_every_kubeflow_stack_ends_with_the_smoke_step_after_everything(runs, st
     script = harness.script(check.inputs["create"])
     assert "# kubeflow-k3s: smoke.sh" in script
     assert f"MODE={settings.kubeflow.mode}" in script
+    # One GPU check pod per GPU node of the stack, none without.
+    pods = " ".join(f"{smoke_plan.GPU_POD_PREFIX}{n.name}" for n in settings.gpu_nodes)
+    assert (f"GPU_PODS={pods}\n" if pods else "GPU_PODS=''\n") in script
     # installSeconds: from the mocked run's report, counted from the preflight's `started` line.
     assert run.exports["installSeconds"] == 1843
     assert "STARTED=1767225600" in script
