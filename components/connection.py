@@ -27,9 +27,9 @@ class NodeShell:
     def command(
         self,
         name: str,
-        create: str,
+        create: pulumi.Input[str],
         *,
-        update: str | None = None,
+        update: pulumi.Input[str] | None = None,
         delete: str | None = None,
         stdin: pulumi.Input[str] | None = None,
         triggers: Sequence[Any] | None = None,
@@ -45,7 +45,13 @@ class NodeShell:
         logging = "none" if secret_output else "stdoutAndStderr"
         if secret_output:
             opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["stdout", "stderr"]))
-        wrap = (lambda s: s) if self.is_local else scripts.as_remote_command
+        def wrap(text: pulumi.Input[str]) -> pulumi.Input[str]:
+            if self.is_local:
+                return text
+            if isinstance(text, pulumi.Output):  # a text built from another resource's output
+                return text.apply(scripts.as_remote_command)
+            return scripts.as_remote_command(text)
+
         common = dict(
             create=wrap(create),
             update=wrap(update) if update else None,

@@ -9,8 +9,9 @@ import pulumi
 from stacks.config import Secrets
 from stacks.settings import Settings
 
-from . import k3s_plan, kubeflow_layer, platform_layers
+from . import k3s_plan, kubeflow_layer, platform_layers, smoke_plan
 from .k3s_cluster import K3sCluster
+from .smoke import Smoke
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Platform:
     istio: object | None = None
     gpu: object | None = None
     kubeflow: object | None = None
+    smoke: Smoke | None = None
 
 
 def build(settings: Settings, secrets: Secrets) -> Platform:
@@ -51,4 +53,11 @@ def build(settings: Settings, secrets: Secrets) -> Platform:
     # Last layer: Kubeflow (full), Kubeflow Pipelines alone, or nothing (settings.kubeflow.mode).
     built.kubeflow, kubeflow_outputs = kubeflow_layer.build(settings, secrets, built)
     outputs.update(kubeflow_outputs)
+    # The very last step: the platform checked as its users use it (smoke_plan), after everything.
+    if built.kubeflow is not None and smoke_plan.enabled(settings):
+        after = [r for r in (built.kubeflow, built.istio, built.storage, built.gpu) if r is not None]
+        built.smoke = Smoke("smoke", settings, cluster, after=after,
+                            admin_password=getattr(getattr(built.kubeflow, "credentials", None), "admin_password", None))
+        outputs["installSeconds"] = built.smoke.install_seconds
+        outputs["smokeReport"] = built.smoke.report
     return built

@@ -11,7 +11,7 @@ import pulumi
 
 from .settings import NS, ConfigError, Settings, did_you_mean, parse_settings
 
-STRUCTURED_KEYS = ("ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow")
+STRUCTURED_KEYS = ("ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow", "smoke")
 SECRET_KEYS = ("sshPrivateKey", "k3sToken", "adminPassword")
 
 

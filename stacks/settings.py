@@ -253,6 +253,14 @@ class KubeflowSettings:
 
 
 @dataclass(frozen=True)
+class SmokeSettings:
+    """The smoke step at the end of `pulumi up` (components/smoke_plan.py, docs/smoke-test.md)."""
+
+    enabled: bool = True
+    timeout_seconds: int = 1200
+
+
+@dataclass(frozen=True)
 class Settings:
     stack_name: str
     profile: str
@@ -267,6 +275,7 @@ class Settings:
     kubeflow: KubeflowSettings
     # Warnings found while parsing (settings this stack ignores, placeholders, ...): see warnings().
     notices: tuple[str, ...] = ()
+    smoke: SmokeSettings = field(default_factory=SmokeSettings)
 
     @property
     def servers(self) -> tuple[Node, ...]:
@@ -588,7 +597,7 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
     """Validate and type the stack config. Raises ConfigError naming every bad key."""
     r = _Reader()
     top_allowed = {
-        "profile", "ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow",
+        "profile", "ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow", "smoke",
         # secrets, read separately by stacks/config.py
         "sshPrivateKey", "k3sToken", "adminPassword",
     }
@@ -859,6 +868,13 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
 
     _cross_checks(r, nodes, k3s, gateway, ssh)
     _profile_floors(r, profile_name, nodes, k3s)
+    # smoke ----------------------------------------------------------------------------------------
+    smd = r.obj(raw.get("smoke"), "smoke", {"enabled", "timeoutSeconds"})
+    smoke = SmokeSettings(
+        enabled=r.boolean(smd, "enabled", "smoke.enabled", True),
+        timeout_seconds=r.integer(smd, "timeoutSeconds", "smoke.timeoutSeconds", 1200, 120, 7200),
+    )
+
     if r.problems:
         raise ConfigError(r.problems)
     _ignored_settings(r, raw, nodes, kubeflow, gateway, tls)
@@ -875,6 +891,7 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         gpu=gpu,
         kubeflow=kubeflow,
         notices=tuple(r.notices),
+        smoke=smoke,
     )
 
 

@@ -43,3 +43,9 @@ CHARTS = {
         "4.0.18",
     ),
 }
+
+# Images of the smoke step (components/smoke_plan.py): the pipeline's one step (also in the compiled
+# pipeline components/smoke/hello-pipeline.yaml, tests check they agree) and the GPU check pod (the
+# NVIDIA runtime injects nvidia-smi and the driver libraries; no CUDA image, so no CUDA version floor).
+SMOKE_PIPELINE_IMAGE = "docker.io/library/busybox:1.37.0"
+SMOKE_GPU_IMAGE = "docker.io/library/ubuntu:24.04"

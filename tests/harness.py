@@ -67,7 +67,10 @@ users:
     client-key-data: LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1PQ0stS0VZLWRlZmF1bHQKLS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=
 """
 
-PREFLIGHT_REPORT = "os\tok\tubuntu 24.04\narch\tok\tamd64\nresult\tok\tall checks passed\n"
+PREFLIGHT_REPORT = "started\tok\t1767225600\nos\tok\tubuntu 24.04\narch\tok\tamd64\nresult\tok\tall checks passed\n"
+# What smoke.sh prints on success (its report lines; progress goes to stderr).
+SMOKE_REPORT = ("reachedThrough\tdns\nlogin\tok admin@example.com\npipelinesApi\tok\nrun\tcreate\n"
+                "pipelineRun\tSUCCEEDED 5f3c\ninstallSeconds\t1843\nchecks\tk3s=v1.34.6+k3s1\n")
 
 
 def unwrap(value: Any) -> Any:
@@ -120,6 +123,8 @@ class PlatformMocks(pulumi.runtime.Mocks):
                 state["stdout"] = K3S_KUBECONFIG
             elif "kubeflow-k3s: preflight.sh" in create:
                 state["stdout"] = PREFLIGHT_REPORT
+            elif "kubeflow-k3s: smoke.sh" in create:
+                state["stdout"] = SMOKE_REPORT
             else:
                 state["stdout"] = ""
             state["stderr"] = ""

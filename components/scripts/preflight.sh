@@ -6,6 +6,7 @@
 #   case=host|operator|jetson|none runtime=<path of nvidia-container-runtime, or none>
 : "${EXPECT_ARCH:?}" "${GPU:?}" "${MIN_MEMORY_MIB:?}" "${MIN_DISK_GIB:?}" "${NEED_CURL:?}"
 : "${GPU_TOOLKIT:?}" "${INSTALL_DRIVER:?}"
+printf 'started\tok\t%s\n' "$(date +%s)"  # when this run began: the smoke step's installSeconds counts from here
 failures=""
 report() {
   printf '%s\t%s\t%s\n' "$1" "$2" "$3"

@@ -43,6 +43,9 @@ def all_rendered_scripts():
             for action in ("ensure", "keep"):
                 params = {**gpu_plan.runtime_class_params(s), "ACTION": action}
                 yield f"{stack}/gpu-runtimeclass-{action}", scripts.render("gpu-runtimeclass.sh", params)
+        if s.kubeflow.mode != "none":
+            from components import smoke_plan  # issue 13: the smoke step at the end of `pulumi up`
+            yield f"{stack}/smoke", smoke_plan.script(s, "1767225600")
 
 
 RENDERED = list(all_rendered_scripts())

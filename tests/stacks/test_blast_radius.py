@@ -30,6 +30,16 @@ from tests.stackdiff import (
 NEW_K3S = re.sub(r"\.(\d+)\+", lambda m: f".{int(m.group(1)) + 1}+", versions.K3S_VERSION)
 
 
+def smoke_rerun(change: Change, required: bool = True) -> set[str]:
+    """The smoke step (issue 13) re-checks the platform whenever something it checks changes (versions,
+    components, GPU nodes): expected in these changes besides the layer that changed. Returns its URNs;
+    with `required`, asserts it does re-run."""
+    urns = {r.urn for r in change.before.registrations if r.name == "smoke-check"}
+    if required:
+        assert urns <= change.touched, "the smoke step does not re-run:\n" + change.describe()
+    return urns & change.touched
+
+
 def assert_provider_untouched(change: Change) -> None:
     """The Kubernetes provider keeps its inputs (so it is neither replaced nor updated)."""
     touched = provider_urns(change.before) & change.touched
@@ -50,7 +60,7 @@ def test_evaluating_twice_changes_nothing(stack, runs):
 def test_k3s_version_bump_touches_only_the_node_installs(stack, runs):
     change = evaluate_change(stack, {"k3s.version": NEW_K3S}, before=runs[stack])
     installs = {r.urn for r in install_commands(change.before)}
-    assert change.changed == installs, change.describe()
+    assert change.changed - smoke_rerun(change) == installs, change.describe()
     assert not change.added and not change.removed, change.describe()
     assert not {r.urn for r in kubernetes_resources(change.before)} & change.touched
     assert_provider_untouched(change)
@@ -107,7 +117,7 @@ def test_chart_version_bump_touches_only_that_release(stack, key, runs, monkeypa
     repo, chart, version = versions.CHARTS[key]
     monkeypatch.setitem(versions.CHARTS, key, (repo, chart, bump_version(version)))
     change = compare(run, harness.run_stack(stack))
-    assert change.touched == releases, (
+    assert change.touched - smoke_rerun(change, required=False) == releases, (
         f"bumping {key} {version} -> {bump_version(version)} in stacks/versions.py should update only its "
         f"release(s)\n" + change.describe()
     )
@@ -176,7 +186,8 @@ def test_kubeflow_component_switch_touches_only_that_component(stack, key, runs)
     # (stacks/kubeflow_components.py), and the footprint guard re-checks the nodes (its figures changed).
     for needed, _why in kubeflow_components.REQUIRES.get(key, ()):
         words += component_words(needed)
-    strays = {u for u in change.touched if not named_for(change, u, words) and not u.endswith("::kubeflow-footprint")}
+    strays = {u for u in change.touched - smoke_rerun(change)
+              if not named_for(change, u, words) and not u.endswith("::kubeflow-footprint")}
     assert not strays, (
         f"switching kubeflow.components.{key} to {switched} touched resources outside that component "
         f"(names without any of {words}):\n{change.names(strays)}\n\nfull change:\n{change.describe()}"
@@ -221,8 +232,10 @@ def test_a_node_config_change_touches_only_that_node_install(index, key, value, 
     nodes = [dict(n) for n in stack_config("cloud")["nodes"]]
     nodes[index][key] = value
     change = evaluate_change("cloud", {"nodes": nodes}, before=runs["cloud"])
-    assert change.names() == [f"command:remote:Command::k3s-{nodes[index]['name']}-install"], change.describe()
-    urn = next(iter(change.changed))
+    # A GPU node's taints are tolerated by the smoke step's GPU check pod: it re-runs with them.
+    smoke = smoke_rerun(change, required=bool(nodes[index].get("gpu")) and key == "taints")
+    assert change.names(change.touched - smoke) == [f"command:remote:Command::k3s-{nodes[index]['name']}-install"], change.describe()
+    urn = next(iter(change.changed - smoke))
     assert change.before.by_urn(urn).inputs["triggers"] == change.after.by_urn(urn).inputs["triggers"], "an update, not a replacement"
     assert_provider_untouched(change)
 
@@ -261,7 +274,7 @@ def test_manifest_version_bump_touches_only_the_kubeflow_layer(stack, pin, value
         monkeypatch.undo()
         harness.run_stack(stack)  # the program writes generated overlays: put the pinned ones back
     assert change.touched, f"bumping {pin} to {value} in stacks/versions.py changed nothing"
-    strays = {u for u in change.touched if not under(change, u, roots)}
+    strays = {u for u in change.touched - smoke_rerun(change) if not under(change, u, roots)}
     assert not strays, f"bumping {pin} touched resources outside the Kubeflow layer:\n{change.names(strays)}"
     assert_provider_untouched(change)
 

@@ -21,7 +21,9 @@ from tests import harness
 from tests.stackdiff import K8S_PROVIDER_TYPE, kubernetes_resources
 
 # Commands whose create only reads or waits: they need no delete.
-READ_ONLY_SCRIPTS = {"preflight.sh", "wait-ready.sh", "read-kubeconfig.sh", "joined.sh", "wait-gpu.sh", "kubeflow-capacity.sh"}
+READ_ONLY_SCRIPTS = {"preflight.sh", "wait-ready.sh", "read-kubeconfig.sh", "joined.sh", "wait-gpu.sh", "kubeflow-capacity.sh",
+                     # leaves nothing on the host (its temp dir goes on exit) and deletes its run and pods itself
+                     "smoke.sh"}
 # Commands undone by another command on the same node (checked by the uninstall tests below): an agent's
 # install has no delete of its own, its uninstall sits on a command that waits for every server.
 UNDONE_BY_UNINSTALL = {"install.sh"}
