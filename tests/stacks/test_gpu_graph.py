@@ -14,6 +14,7 @@ from tests import harness
 
 GPU_COMPONENT_TYPE = "kubeflow-k3s:platform:Gpu"
 PROVIDER_TYPE = "pulumi:providers:kubernetes"
+SMOKE = "smoke-check"
 
 SINGLE_GPU_NODE = {
     "dev": [{"name": "dev", "role": "server", "connection": "local", "gpu": "nvidia"}],
@@ -32,11 +33,13 @@ def in_gpu_layer(run: harness.Run, reg: harness.Registration) -> bool:
 
 
 def on_the_cluster(run: harness.Run) -> list[harness.Registration]:
-    """Everything applied to (or run against) the cluster after its nodes are Ready, outside the GPU layer."""
+    """Everything applied to (or run against) the cluster after its nodes are Ready, outside the GPU layer.
+    The smoke step is left out: it checks the GPU layer itself (a pod per GPU node), so it waits for the whole
+    layer by design (tests/components/test_smoke.py)."""
     nodes_ready = run.get("k3s-nodes-ready")
     return [
         r for r in run.registrations
-        if (r.custom or r.remote) and r.type != PROVIDER_TYPE and not in_gpu_layer(run, r)
+        if (r.custom or r.remote) and r.type != PROVIDER_TYPE and not in_gpu_layer(run, r) and r.name != SMOKE
         and (r.type.startswith("kubernetes:") or run.waits_for(r, nodes_ready))
     ]
 
