@@ -27,11 +27,16 @@ def all_rendered_scripts():
             yield f"{stack}/{node.name}/preflight", scripts.render("preflight.sh", k3s_plan.preflight_params(s, node))
             prep = k3s_plan.prepare_params(s, node, packages=["open-iscsi", "nfs-common"])
             yield f"{stack}/{node.name}/prepare", scripts.render("prepare.sh", prep)
-            yield f"{stack}/{node.name}/unprepare", scripts.render("unprepare.sh", k3s_plan.unprepare_params(node))
-            for upgrade in (False, True):
-                yield f"{stack}/{node.name}/install-{upgrade}", scripts.render("install.sh", k3s_plan.install_params(s, node, upgrade))
+            yield f"{stack}/{node.name}/unprepare", scripts.render("unprepare.sh", k3s_plan.unprepare_params(node, prep))
+            yield f"{stack}/{node.name}/install", scripts.render("install.sh", k3s_plan.install_params(s, node))
+            runner = k3s_plan.remover(s, node)
+            if runner:
+                for name in ("member.sh", "leave.sh"):
+                    yield f"{stack}/{node.name}/{name}", scripts.render(name, k3s_plan.member_params(s, node, runner))
             yield f"{stack}/{node.name}/uninstall", scripts.render("uninstall.sh", k3s_plan.uninstall_params(node))
         yield f"{stack}/joined", scripts.render("joined.sh", {"NODE_NAME": "agent-1"})
+        for name in ("stage-dir.sh", "unstage.sh"):
+            yield f"{stack}/{name}", scripts.render(name, {"NODE_NAME": "n1", "STAGE_DIR": k3s_plan.STAGE_DIR})
         yield f"{stack}/ready", scripts.render("wait-ready.sh", {"NODE_NAME": "x", "NODES": "a b", "WAIT_SECONDS": 60})
         yield f"{stack}/kubeconfig", scripts.render("read-kubeconfig.sh", {"NODE_NAME": "x"})
         if s.kubeflow.mode != "none":
