@@ -246,8 +246,14 @@ def remover(settings: Settings, node: Node) -> Node | None:
     return next((s for s in settings.servers if s.name != node.name), None)
 
 
+# Where the server that would remove a node keeps the UID of the Node object it registered: removal deletes
+# only that Node, never a newer one with the same name (a host that already took the name). Inside K3s's
+# data dir, so K3s's uninstall removes it.
+MEMBERS_DIR = "/var/lib/rancher/k3s/server/kubeflow-k3s-members"
+
+
 def member_params(settings: Settings, node: Node, runner: Node) -> dict[str, object]:
-    return {"NODE_NAME": runner.name, "MEMBER": node.name, "ROLE": node.role,
+    return {"NODE_NAME": runner.name, "MEMBER": node.name, "ROLE": node.role, "MEMBERS_DIR": MEMBERS_DIR,
             "WAIT_SECONDS": settings.k3s.install_timeout_seconds}
 
 

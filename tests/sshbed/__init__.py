@@ -113,6 +113,9 @@ class Host:
             "set -e",
             *mounts,
             "mkdir -p /run/sshd /run/systemd/system /run/k3sbed/units /usr/local/lib/k3sbed /usr/local/bin",
+            # A host with systemd (above) and cgroup v2's memory controller, whatever this machine has.
+            "mount -t tmpfs tmpfs /sys/fs/cgroup",
+            "echo 'cpuset cpu io memory pids' > /sys/fs/cgroup/cgroup.controllers",
             f"printf %s {self.name} > /run/k3sbed/host",
             f"printf %s {self.address} > /run/k3sbed/address",
             f"cp {self.bed.dir}/stubs/lib.sh /usr/local/lib/k3sbed/lib.sh",
@@ -151,7 +154,7 @@ class Host:
             self._client = c
         return self._client
 
-    def run(self, command: str, stdin: str | None = None, timeout: float = 120) -> Result:
+    def run(self, command: str, stdin: str | None = None, timeout: float = 60) -> Result:
         """Exec `command` over SSH as the login user; stdin written then closed, like pulumi-command."""
         start = time.monotonic()
         chan = self.client().get_transport().open_session()
@@ -172,7 +175,8 @@ class Host:
             else:
                 if time.monotonic() > deadline:
                     chan.close()
-                    raise TimeoutError(f"{self.name}: command still running after {timeout}s:\n{err.decode()[-2000:]}")
+                    what = next((line for line in command.splitlines() if line.startswith("# kubeflow-k3s: ")), command[:80])
+                    raise TimeoutError(f"{self.name}: {what} still running after {timeout}s:\n{err.decode()[-2000:]}")
                 time.sleep(0.01)
         status = chan.recv_exit_status()
         chan.close()

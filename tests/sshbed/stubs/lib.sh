@@ -56,7 +56,10 @@ k3s_start() {
       cluster="$name-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
       [ -f "$C/token" ] || printf '%s' "$token" > "$C/token"
     fi
-    if [ -n "$target" ] || [ "$(cfg cluster-init)" = true ]; then echo "$cluster" > "$C/etcd/$name"; fi
+    if [ -n "$target" ] || [ "$(cfg cluster-init)" = true ]; then
+      echo "$cluster" > "$C/etcd/$name"
+      mkdir -p /var/lib/rancher/k3s/server/db/etcd
+    fi
     echo "$cluster" > /var/lib/rancher/k3s/server/db/cluster-id
     printf 'apiVersion: v1\nkind: Config\n# bed admin kubeconfig of %s\n' "$name" > /etc/rancher/k3s/k3s.yaml
     chmod 600 /etc/rancher/k3s/k3s.yaml
@@ -70,8 +73,9 @@ k3s_start() {
   mkdir -p /var/lib/rancher/k3s/agent
   chmod 700 /var/lib/rancher/k3s/agent
   printf 'apiVersion: v1\nkind: Config\n# kubelet of %s\n' "$name" > /var/lib/rancher/k3s/agent/kubelet.kubeconfig
-  printf 'role=%s\nversion=%s\naddress=%s\ncluster=%s\npassword=%s\nready=true\nhost=%s\n' \
-    "$role" "$version" "$ADDRESS" "$cluster" "$password" "$HOST" > "$C/nodes/$name.tmp"
+  uid=$(node_get "$name" uid); [ -n "$uid" ] || uid=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+  printf 'role=%s\nversion=%s\naddress=%s\ncluster=%s\npassword=%s\nready=true\nhost=%s\nuid=%s\n' \
+    "$role" "$version" "$ADDRESS" "$cluster" "$password" "$HOST" "$uid" > "$C/nodes/$name.tmp"
   mv "$C/nodes/$name.tmp" "$C/nodes/$name"
 }
 
@@ -101,9 +105,12 @@ k3s_kubectl() {
   case "$*" in
     "get --raw=/readyz") [ "$(unit_state k3s)" = active ] && echo ok ;;
     "wait --for=condition=Ready node/"*)
-      n=${4#node/}; [ "$(node_get "$n" ready)" = true ] || { echo "node $n not Ready" >&2; return 1; } ;;
+      n=${3#node/}; [ "$(node_get "$n" ready)" = true ] || { echo "node $n not Ready" >&2; return 1; } ;;
     "get nodes -l node-role.kubernetes.io/control-plane=true --no-headers -o custom-columns=V:.status.nodeInfo.kubeletVersion")
       for f in "$C"/nodes/*; do [ -f "$f" ] && [ "$(node_get "${f##*/}" role)" = server ] && node_get "${f##*/}" version; done; return 0 ;;
+    "get node "*" -o jsonpath={.metadata.uid}")
+      [ -f "$C/nodes/$3" ] || { echo "Error from server (NotFound): nodes \"$3\" not found" >&2; return 1; }
+      node_get "$3" uid ;;
     "get node "*) [ -f "$C/nodes/$3" ] && echo "$3" || { echo "Error from server (NotFound): nodes \"$3\" not found" >&2; return 1; } ;;
     "get nodes"*) for f in "$C"/nodes/*; do [ -f "$f" ] && echo "${f##*/}"; done; return 0 ;;
     "drain "*|"cordon "*)
