@@ -279,7 +279,11 @@ def test_destroy_twice(bed):
     d = deploy(bed, nodes)
     run = program(nodes)
     d.up(run)
+    bed.hosts["agent-1"].root("mkdir -p /var/lib/longhorn/replicas")  # volume data Longhorn left
     steps = d.destroy()
+    unprepare = next(s for s in steps if s.name == "k3s-agent-1-prepare")
+    assert "kept /var/lib/longhorn (Longhorn volume data" in unprepare.result.stderr
+    assert bed.hosts["agent-1"].exists("/var/lib/longhorn/replicas"), "user data is kept"
     assert {(s.name, s.op) for s in steps} >= {("k3s-agent-1-teardown", "delete"), ("k3s-server-1-install", "delete")}
     assert not any(s.name.endswith("-member") for s in steps), "a whole-stack destroy drains nothing"
     for host in bed.hosts.values():
@@ -290,3 +294,44 @@ def test_destroy_twice(bed):
     again = d.destroy()
     assert again and all(s.result.ok for s in again)
     assert any("nothing to uninstall" in s.result.stderr for s in again)
+
+
+def raspberry_pi_ubuntu(host):
+    """Make the sandbox look like Ubuntu on a Raspberry Pi without the vxlan module (linux-modules-extra-raspi)."""
+    done = host.root(
+        "mount -t tmpfs tmpfs /sys/firmware && mkdir -p /sys/firmware/devicetree/base"
+        " && printf 'Raspberry Pi 4 Model B Rev 1.4\\000' > /sys/firmware/devicetree/base/model"
+        " && mount -t tmpfs tmpfs /sys/module"
+        # /etc/os-release is a symlink into /usr/lib (not overlaid): replace the link, never write through it
+        " && rm -f /etc/os-release && printf 'ID=ubuntu\\nVERSION_ID=\"24.04\"\\n' > /etc/os-release"
+        " && printf '#!/bin/sh\\nexit 1\\n' > /usr/local/bin/modinfo && chmod 755 /usr/local/bin/modinfo"
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_preflight_on_raspberry_pi_ubuntu_needs_the_vxlan_module(bed):
+    pi = node("pi-1", "10.9.2.1")
+    host = bed.host("pi-1", pi["host"])
+    raspberry_pi_ubuntu(host)
+    reg = program([pi]).get("k3s-pi-1-preflight")
+    result = host.run(reg.inputs["create"])
+    report = k3s_plan.parse_preflight_report(result.stdout)
+    assert result.exit_status == 1 and report["vxlan"][0] == "fail"
+    assert "sudo apt install linux-modules-extra-raspi" in report["vxlan"][1]
+    # another flannel backend does not need vxlan
+    reg = program([{**pi, "extraConfig": {"flannel-backend": "wireguard-native"}}]).get("k3s-pi-1-preflight")
+    report = k3s_plan.parse_preflight_report(host.run(reg.inputs["create"]).stdout)
+    assert report["vxlan"][0] == "skip"
+
+
+def test_host_packages_wait_for_the_apt_lock_of_a_fresh_vm(bed):
+    from components import scripts
+    from stacks.settings import parse_settings
+    from tests.stacks.test_settings import stack_raw
+
+    host = bed.host("vm-1", "10.9.3.1")
+    s = parse_settings(stack_raw("edge"), "edge")
+    text = scripts.render("prepare.sh", k3s_plan.prepare_params(s, s.nodes[0], packages=["open-iscsi"]))
+    assert host.run(scripts.as_remote_command(text)).ok
+    apt = [c for c in bed.calls("vm-1") if c.startswith("apt-get")]
+    assert len(apt) == 2 and all("DPkg::Lock::Timeout=600" in c for c in apt), apt
