@@ -290,3 +290,55 @@ def test_config_errors_print_without_a_traceback():
     from stacks.settings import ConfigError
 
     assert issubclass(ConfigError, RunError)
+
+
+def test_each_node_leaves_through_a_server_that_stays(runs):
+    run = runs["cloud"]
+    installs = {n: run.get(f"k3s-{n}-install") for n in EXPECTED_NODES["cloud"]}
+    for name, role in EXPECTED_NODES["cloud"].items():
+        member = run.get(f"k3s-{name}-member")
+        runner = "server-2" if name == "server-1" else "server-1"
+        assert member.inputs["connection"]["host"] == installs[runner].inputs["connection"]["host"]
+        assert "kubeflow-k3s: leave.sh" in member.inputs["delete"] and f"\nMEMBER={name}\n" in member.inputs["delete"]
+        # deleted before the node's uninstall, skipped when the runner's K3s goes too (whole destroy)
+        assert run.waits_for(member, uninstaller(run, name, role))
+        assert member.deleted_with == installs[runner].urn
+        assert member.delete_before_replace and member.inputs["triggers"] == installs[name].inputs["triggers"]
+        assert run.ancestors(member.name)[0] == f"k3s-{name}"
+    # a cluster's only server has nothing to leave
+    assert not [r for r in runs["edge"].registrations if r.name.endswith("-member")]
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_labels_and_taints_are_applied_through_the_api_after_registration(runs, stack):
+    run = runs[stack]
+    for name in EXPECTED_NODES[stack]:
+        patch = run.get(f"k3s-{name}-labels", "kubernetes:core/v1:NodePatch")
+        config = yaml.safe_load(install(run, name).inputs["stdin"])
+        assert patch.inputs["metadata"]["name"] == name
+        assert patch.inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
+        # the same labels and taints as the first boot's K3s flags
+        assert sorted(f"{k}={v}" for k, v in patch.inputs["metadata"].get("labels", {}).items()) == config.get("node-label", [])
+        taints = [f"{t['key']}={t['value']}:{t['effect']}" if t.get("value") else f"{t['key']}:{t['effect']}"
+                  for t in patch.inputs.get("spec", {}).get("taints", [])]
+        assert taints == config.get("node-taint", [])
+        assert run.depends_on(patch.name, "k3s-nodes-ready") and run.ancestors(patch.name)[0] == f"k3s-{name}"
+    gpu = runs["cloud"].get("k3s-gpu-1-labels").inputs
+    assert gpu["metadata"]["labels"]["accelerator"] == "nvidia-h100"
+    assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"} in gpu["spec"]["taints"]
+
+
+def test_a_changed_label_changes_only_the_node_patch_not_the_install():
+    base = harness.run_stack("edge")
+    changed = harness.run_stack("edge", overrides={"nodes": [{"name": "edge-1", "host": "192.0.2.40", "role": "server",
+                                                              "arch": "arm64", "labels": {"zone": "shelf-2"}}]})
+    assert changed.get("k3s-edge-1-labels").inputs["metadata"]["labels"] == {"zone": "shelf-2"}
+    # K3s's node-label in config.yaml changes too (first boot), and that restarts K3s on the next update;
+    # the Node object itself is corrected by the patch.
+    assert "zone=shelf-2" in changed.get("k3s-edge-1-install").inputs["stdin"]
+    assert base.get("k3s-edge-1-install").inputs["create"] == changed.get("k3s-edge-1-install").inputs["create"]
+
+
+def test_the_kubeconfig_is_read_again_when_the_first_server_changes(runs):
+    read = runs["cloud"].get("k3s-kubeconfig")
+    assert read.inputs["triggers"] == install(runs["cloud"], "server-1").inputs["triggers"]
