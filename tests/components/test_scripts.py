@@ -153,3 +153,17 @@ def test_bounded_wait_says_what_timed_out_and_what_to_check():
     assert "timed out after 0s waiting for the K3s API. Check: journalctl -u k3s" in result.stderr
     ok = subprocess.run(["sh", "-c", text.replace(" false\n", " true\n")], capture_output=True, text=True, timeout=30)
     assert ok.returncode == 0
+
+
+def test_bounded_wait_is_a_wall_clock_deadline_that_counts_the_checks_too():
+    import time
+
+    text = scripts.render("read-kubeconfig.sh", {"NODE_NAME": "n1"}).replace(
+        "as_root cat /etc/rancher/k3s/k3s.yaml", 'wait_until 3 "a slow check" "the check" sh -c "sleep 2; false"'
+    )
+    started = time.monotonic()
+    result = subprocess.run(["sh", "-c", text], capture_output=True, text=True, timeout=30)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1 and "timed out after 3s waiting for a slow check" in result.stderr
+    # counting only its sleeps, the old loop took 2 + 5 + 2 = 9 s; a deadline ends after the next check
+    assert elapsed < 6.5, f"took {elapsed:.1f}s"

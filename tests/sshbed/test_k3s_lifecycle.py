@@ -3,6 +3,8 @@ mocks), exec'd over real SSH as a non-root sudo user, K3s's real install.sh agai
 
 from __future__ import annotations
 
+import functools
+import json
 import platform
 import threading
 import time
@@ -30,7 +32,16 @@ HA = [node("server-1", "10.9.0.11"), node("server-2", "10.9.0.12"), node("server
 
 
 def program(nodes, k3s=None, **overrides):
-    """The whole __main__ of an edge-profile stack with these nodes, under the mocks."""
+    """The whole __main__ of an edge-profile stack with these nodes, under the mocks (memoized: the
+    evaluation is deterministic, and tests only read the registrations)."""
+    key = json.dumps([nodes, k3s, overrides], sort_keys=True)
+    # Not for air-gap files: the program hashes their content, which a test changes in place.
+    return _program.__wrapped__(key) if (k3s or {}).get("airgap") else _program(key)
+
+
+@functools.lru_cache(maxsize=None)
+def _program(key):
+    nodes, k3s, overrides = json.loads(key)
     config = {
         "nodes": nodes,
         "preflight": {"minMemoryMiB": 256, "minDiskGiB": 1},
