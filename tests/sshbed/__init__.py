@@ -70,6 +70,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def remove_stale_users() -> None:
+    """Users (and sudoers entries) of beds whose test process was killed before its cleanup ran."""
+    for entry in pwd.getpwall():
+        if not entry.pw_name.startswith("kk3s") or not entry.pw_gecos.startswith("k3s bed pid "):
+            continue
+        pid = entry.pw_gecos.rsplit(" ", 1)[-1]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            subprocess.run(["userdel", "--remove", entry.pw_name], capture_output=True)
+            pathlib.Path(f"/etc/sudoers.d/{entry.pw_name}").unlink(missing_ok=True)
+
+
 @dataclass
 class Result:
     exit_status: int
@@ -248,7 +259,10 @@ class SshBed:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / "user_key")], check=True)
         (directory / "authorized_keys").write_text((directory / "user_key.pub").read_text())
         self.pkey = paramiko.Ed25519Key.from_private_key_file(str(directory / "user_key"))
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", self.user], check=True)
+        remove_stale_users()
+        # The comment names the test process: a later bed removes the user if that process was killed.
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", "--comment", f"k3s bed pid {os.getpid()}",
+                        self.user], check=True)
         # useradd locks the password ("!"): sshd without PAM refuses locked accounts; "*" is no password.
         subprocess.run(["usermod", "-p", "*", self.user], check=True)
         self.sudoers.write_text(f"{self.user} ALL=(ALL) NOPASSWD:ALL\n")
