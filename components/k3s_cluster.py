@@ -60,7 +60,7 @@ class K3sNode(pulumi.ComponentResource):
         prepare = shell.command(
             f"{name}-prepare",
             scripts.render("prepare.sh", prepare_params),
-            delete=scripts.render("unprepare.sh", k3s_plan.unprepare_params(node)),
+            delete=scripts.render("unprepare.sh", k3s_plan.unprepare_params(node, prepare_params)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight]),
         )
         staged: list[pulumi.Resource] = [prepare]
@@ -72,12 +72,15 @@ class K3sNode(pulumi.ComponentResource):
         )
         uninstall = scripts.render("uninstall.sh", k3s_plan.uninstall_params(node))
         # A new role or host is a different install: uninstall the old one first (never after).
-        # Version and config changes are updates: install.sh re-runs in place and restarts K3s.
+        # Version and config changes are updates: install.sh re-runs in place, and restarts K3s only when
+        # the digest of what K3s runs (config.yaml, version, staged files) changed.
         identity = [node.role, node.host or "local"]
+        self.identity = identity
+        install_script = scripts.render("install.sh", k3s_plan.install_params(settings, node))
         self.install = shell.command(
             f"{name}-install",
-            scripts.render("install.sh", k3s_plan.install_params(settings, node, upgrade=False)),
-            update=scripts.render("install.sh", k3s_plan.install_params(settings, node, upgrade=True)),
+            install_script,
+            update=install_script,
             # An agent's uninstall lives on its teardown command below, which waits for every server.
             delete=uninstall if node.is_server else None,
             stdin=config,
@@ -114,22 +117,23 @@ class K3sNode(pulumi.ComponentResource):
         """Copy the K3s binary, images, installer and registries.yaml from this machine to the node."""
         airgap = settings.k3s.airgap
         assert airgap is not None
-        files = {
-            "binary": (airgap.binary, "k3s"),
-            "images": (airgap.images, airgap.images.rsplit("/", 1)[-1]),
-            "installer": (airgap.install_script, "install.sh"),
-        }
-        if airgap.registries:
-            files["registries"] = (airgap.registries, "registries.yaml")
-        copies: list[pulumi.Resource] = []
-        for key, (source, target) in files.items():
-            opts = pulumi.ResourceOptions(parent=self, depends_on=[prepare])
+        # pulumi-command's SFTP put creates no parent directories: the staging folder exists first, owned by
+        # the login user (the SFTP writer). Its delete runs only after the install is gone.
+        stage_dir = shell.command(
+            f"{name}-stage-dir",
+            scripts.render("stage-dir.sh", {"NODE_NAME": shell.node.name, "STAGE_DIR": k3s_plan.STAGE_DIR}),
+            delete=scripts.render("unstage.sh", {"NODE_NAME": shell.node.name, "STAGE_DIR": k3s_plan.STAGE_DIR}),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[prepare]),
+        )
+        copies: list[pulumi.Resource] = [stage_dir]
+        for key, (source, target) in k3s_plan.staged_files(settings).items():
+            opts = pulumi.ResourceOptions(parent=self, depends_on=[stage_dir])
             path = f"{k3s_plan.STAGE_DIR}/{target}"
             if shell.is_local:
                 copies.append(
                     shell.command(
                         f"{name}-stage-{key}",
-                        f"mkdir -p {k3s_plan.STAGE_DIR} && cp -f {shlex.quote(source)} {shlex.quote(path)}",
+                        f"cp -f {shlex.quote(source)} {shlex.quote(path)}",
                         opts=opts,
                     )
                 )
@@ -162,6 +166,8 @@ class K3sCluster(pulumi.ComponentResource):
         k3s_token: pulumi.Input[str] | None,
         opts: pulumi.ResourceOptions | None = None,
     ):
+        # Air-gap files are read (hashed) here, before any resource: a missing file is a ConfigError.
+        k3s_plan.staged_sha256(settings)
         super().__init__("kubeflow-k3s:k3s:Cluster", name, {}, opts)
         if k3s_token is None:
             # Generated once and kept (encrypted) in state: stable across runs, never read from a host.
@@ -203,6 +209,8 @@ class K3sCluster(pulumi.ComponentResource):
             f"{name}-kubeconfig",
             scripts.render("read-kubeconfig.sh", {"NODE_NAME": settings.first_server.name}),
             secret_output=True,
+            # Re-read when the first server is another host (a replaced first server has new client certs).
+            triggers=first.identity,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[first.install]),
         )
         context = f"kubeflow-k3s-{settings.stack_name}"
@@ -223,8 +231,50 @@ class K3sCluster(pulumi.ComponentResource):
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        for node in settings.nodes:
+            self._membership(name, settings, node, shells)
         self.register_outputs(
             {"kubeconfig": self.kubeconfig, "apiEndpoint": server, "nodes": [n.name for n in settings.nodes]}
+        )
+
+    def _membership(self, name: str, settings: Settings, node: Node, shells: dict[str, NodeShell]) -> None:
+        """What keeps a node's Node object right while it is a member, and removes it when it leaves."""
+        member = self.nodes[node.name]
+        runner = k3s_plan.remover(settings, node)
+        leave: list[pulumi.Resource] = []
+        if runner is not None:
+            # Leaving (the node is removed from the stack, or re-hosted): drain it and delete its Node from a
+            # server that stays, before its uninstall (this command depends on it, so it is deleted first).
+            # K3s then removes a server's etcd member (its etcd member controller, k3s-io/k3s#3973) and the
+            # node-password secret, so a new host may take the name. Skipped when the runner's install goes
+            # too (deleted_with): a whole-stack destroy drains nothing.
+            runner_install = self.nodes[runner.name].install
+            leave.append(shells[runner.name].command(
+                f"{name}-{node.name}-member",
+                scripts.render("member.sh", k3s_plan.member_params(settings, node, runner)),
+                delete=scripts.render("leave.sh", k3s_plan.member_params(settings, node, runner)),
+                triggers=member.identity,
+                opts=pulumi.ResourceOptions(
+                    parent=member,
+                    depends_on=[member.joined, runner_install],
+                    deleted_with=runner_install,
+                    delete_before_replace=True,
+                    custom_timeouts=INSTALL_TIMEOUTS,
+                ),
+            ))
+        # Labels and taints after registration, through the API: K3s's node-label/node-taint (kept in
+        # config.yaml for the first boot) apply only when a node registers. Server-side apply, forced
+        # (pulumi.com/patchForce): these fields are this program's, whoever set them first.
+        patch = k3s_plan.node_patch(settings, node)
+        k8s.core.v1.NodePatch(
+            f"{name}-{node.name}-labels",
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                name=node.name, labels=patch["labels"], annotations={"pulumi.com/patchForce": "true"}
+            ),
+            spec=k8s.core.v1.NodeSpecPatchArgs(taints=[k8s.core.v1.TaintPatchArgs(**t) for t in patch["taints"]]),
+            # Like every Kubernetes object: skipped when the whole cluster goes. When only this node leaves,
+            # it is released (depends on the membership command) before the node is drained and deleted.
+            opts=self.k8s_options(member, depends_on=leave),
         )
 
     def k8s_options(self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:

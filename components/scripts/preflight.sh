@@ -2,9 +2,10 @@
 # "result<TAB>ok|fail<TAB>..." line, and exits 1 when a check fails. It changes nothing on the host.
 # Parameters: NODE_NAME EXPECT_ARCH (amd64|arm64) GPU (none|nvidia|jetson) MIN_MEMORY_MIB MIN_DISK_GIB
 #             NEED_CURL (true|false) GPU_TOOLKIT (host|operator|none) INSTALL_DRIVER (true|false)
+#             FLANNEL_BACKEND (K3s's flannel-backend, vxlan by default)
 # The gpu-toolkit line says which GPU case the node is in, as key=value fields after the status:
 #   case=host|operator|jetson|none runtime=<path of nvidia-container-runtime, or none>
-: "${EXPECT_ARCH:?}" "${GPU:?}" "${MIN_MEMORY_MIB:?}" "${MIN_DISK_GIB:?}" "${NEED_CURL:?}"
+: "${EXPECT_ARCH:?}" "${GPU:?}" "${MIN_MEMORY_MIB:?}" "${MIN_DISK_GIB:?}" "${NEED_CURL:?}" "${FLANNEL_BACKEND:?}"
 : "${GPU_TOOLKIT:?}" "${INSTALL_DRIVER:?}"
 printf 'started\tok\t%s\n' "$(date +%s)"  # when this run began: the smoke step's installSeconds counts from here
 failures=""
@@ -19,6 +20,22 @@ if [ "$kernel" = Linux ]; then
   # shellcheck disable=SC1091 # the host's own file, read at run time
   if [ -r /etc/os-release ]; then os_id=$(. /etc/os-release && printf '%s %s' "${ID:-linux}" "${VERSION_ID:-}"); fi
   report os ok "$os_id"
+  model=$(tr -d '\000' < /sys/firmware/devicetree/base/model 2>/dev/null || true)
+  case "$model" in
+    *"Raspberry Pi"*)
+      # Ubuntu 21.10+ on a Raspberry Pi ships vxlan in linux-modules-extra-raspi, and flannel's default
+      # backend needs it (docs.k3s.io/advanced#enabling-vxlan-for-ubuntu-2110-on-raspberry-pi).
+      if [ "$FLANNEL_BACKEND" != vxlan ]; then
+        report vxlan skip "flannel-backend is $FLANNEL_BACKEND"
+      elif [ -d /sys/module/vxlan ] || modinfo vxlan >/dev/null 2>&1; then
+        report vxlan ok "vxlan kernel module available ($model)"
+      elif [ "${os_id%% *}" = ubuntu ]; then
+        report vxlan fail "$model on Ubuntu has no vxlan kernel module: sudo apt install linux-modules-extra-raspi && sudo reboot"
+      else
+        report vxlan fail "$model has no vxlan kernel module, which flannel's vxlan backend needs"
+      fi
+      ;;
+  esac
 else
   report os fail "K3s needs Linux, found $kernel"
 fi

@@ -6,8 +6,13 @@
 if [ -n "$PACKAGES" ]; then
   # shellcheck disable=SC2086 # PACKAGES is a word list on purpose
   if command -v apt-get >/dev/null 2>&1; then
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $PACKAGES >/dev/null
+    # A fresh cloud VM runs unattended-upgrades/cloud-init apt at boot: wait for its lock (bounded) instead
+    # of failing at once (apt >= 1.9.11 honours DPkg::Lock::Timeout).
+    apt_wait="-o DPkg::Lock::Timeout=600"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get $apt_wait update -q >/dev/null \
+      || fail "apt-get update failed (or its lock stayed busy for 10 minutes). Check: sudo lsof /var/lib/apt/lists/lock; systemctl status unattended-upgrades"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get $apt_wait install -y -q $PACKAGES >/dev/null \
+      || fail "cannot install $PACKAGES with apt-get (or the dpkg lock stayed busy for 10 minutes). Check: sudo lsof /var/lib/dpkg/lock-frontend"
   elif command -v dnf >/dev/null 2>&1; then
     as_root dnf install -y -q $PACKAGES >/dev/null
   else

@@ -106,19 +106,31 @@ def test_join_order_servers_one_at_a_time_agents_after_the_first(cloud):
 
 
 def test_installer_is_pinned_to_the_release_tag(cloud):
-    params = k3s_plan.install_params(cloud, cloud.node("server-1"), upgrade=False)
+    params = k3s_plan.install_params(cloud, cloud.node("server-1"))
     assert params["INSTALL_URL"] == f"https://raw.githubusercontent.com/k3s-io/k3s/{versions.K3S_VERSION.replace('+', '%2B')}/install.sh"
-    assert params["K3S_VERSION"] == versions.K3S_VERSION and params["UPGRADE"] is False
+    assert params["K3S_VERSION"] == versions.K3S_VERSION and params["STAGED_SHA256"] == ""
     assert "get.k3s.io" not in params["INSTALL_URL"]
 
 
-def test_airgap_installs_from_staged_files():
+def test_airgap_installs_from_staged_files(tmp_path):
+    import hashlib
+
+    files = {"binary": "k3s-arm64", "images": "k3s-airgap-images-arm64.tar.zst", "installScript": "install.sh",
+             "registries": "registries.yaml"}
+    for key, name in files.items():
+        (tmp_path / name).write_text(f"content of {key}")
     raw = stack_raw("edge")
-    raw["k3s"] = {"airgap": {"binary": "./k3s-arm64", "images": "./air/k3s-airgap-images-arm64.tar.zst",
-                             "installScript": "./install.sh", "registries": "./registries.yaml"}}
+    raw["k3s"] = {"airgap": {key: str(tmp_path / name) for key, name in files.items()}}
     s = parse_settings(raw, "edge")
-    params = k3s_plan.install_params(s, s.nodes[0], upgrade=True)
+    params = k3s_plan.install_params(s, s.nodes[0])
     assert params["INSTALL_URL"] == "" and params["IMAGES_FILE"] == "k3s-airgap-images-arm64.tar.zst"
+    # the content of every staged file is in the install's text: a new file re-installs
+    sha = {name: hashlib.sha256(f"content of {key}".encode()).hexdigest() for key, name in files.items()}
+    assert params["STAGED_SHA256"] == (f"k3s={sha['k3s-arm64']} k3s-airgap-images-arm64.tar.zst="
+                                       f"{sha['k3s-airgap-images-arm64.tar.zst']} install.sh={sha['install.sh']} "
+                                       f"registries.yaml={sha['registries.yaml']}")
+    (tmp_path / "registries.yaml").write_text("mirrors: {}")
+    assert k3s_plan.install_params(s, s.nodes[0])["STAGED_SHA256"] != params["STAGED_SHA256"]
     assert k3s_plan.node_config(s, s.nodes[0])["private-registry"] == "/etc/rancher/k3s/registries.yaml"
     assert k3s_plan.preflight_params(s, s.nodes[0])["NEED_CURL"] is False
 
@@ -173,3 +185,39 @@ def test_protect_kernel_defaults_can_be_switched_on_anywhere(dev):
     raw["k3s"] = {"protectKernelDefaults": True}
     s = parse_settings(raw, "dev")
     assert k3s_plan.node_config(s, s.nodes[0])["protect-kernel-defaults"] is True
+
+
+def test_a_missing_air_gap_file_is_a_config_error_naming_the_key(tmp_path):
+    from stacks.settings import ConfigError
+
+    raw = stack_raw("edge")
+    raw["k3s"] = {"airgap": {"binary": str(tmp_path / "nope"), "images": str(tmp_path / "i.tar"),
+                             "installScript": str(tmp_path / "install.sh")}}
+    s = parse_settings(raw, "edge")
+    with pytest.raises(ConfigError, match="k3s.airgap.binary"):
+        k3s_plan.staged_sha256(s)
+
+
+def test_cluster_init_only_bootstraps_the_first_ha_server_joins_a_running_one(cloud, dev):
+    first = cloud.node("server-1")
+    assert k3s_plan.node_config(cloud, first)["cluster-init"] is True
+    # the other servers, each reachable on its address: install.sh joins the first that answers
+    assert k3s_plan.join_candidates(cloud, first) == "https://192.0.2.12:6443 https://192.0.2.13:6443"
+    assert k3s_plan.join_candidates(cloud, cloud.node("server-2")) == ""
+    assert k3s_plan.join_candidates(dev, dev.nodes[0]) == ""
+
+
+def test_node_removal_runs_on_a_server_that_stays(cloud, dev):
+    assert k3s_plan.remover(cloud, cloud.node("server-1")).name == "server-2"
+    assert k3s_plan.remover(cloud, cloud.node("agent-1")).name == "server-1"
+    assert k3s_plan.remover(dev, dev.nodes[0]) is None
+
+
+def test_labels_and_taints_for_the_api_match_the_first_boot_flags(cloud):
+    gpu = cloud.node("gpu-1")
+    cfg = k3s_plan.node_config(cloud, gpu)
+    patch = k3s_plan.node_patch(cloud, gpu)
+    assert [f"{k}={v}" for k, v in sorted(patch["labels"].items())] == cfg["node-label"]
+    assert [f"{t['key']}={t['value']}:{t['effect']}" if "value" in t else f"{t['key']}:{t['effect']}"
+            for t in patch["taints"]] == cfg["node-taint"]
+    assert k3s_plan.parse_taint("dedicated:NoExecute") == {"key": "dedicated", "effect": "NoExecute"}

@@ -27,11 +27,16 @@ def all_rendered_scripts():
             yield f"{stack}/{node.name}/preflight", scripts.render("preflight.sh", k3s_plan.preflight_params(s, node))
             prep = k3s_plan.prepare_params(s, node, packages=["open-iscsi", "nfs-common"])
             yield f"{stack}/{node.name}/prepare", scripts.render("prepare.sh", prep)
-            yield f"{stack}/{node.name}/unprepare", scripts.render("unprepare.sh", k3s_plan.unprepare_params(node))
-            for upgrade in (False, True):
-                yield f"{stack}/{node.name}/install-{upgrade}", scripts.render("install.sh", k3s_plan.install_params(s, node, upgrade))
+            yield f"{stack}/{node.name}/unprepare", scripts.render("unprepare.sh", k3s_plan.unprepare_params(node, prep))
+            yield f"{stack}/{node.name}/install", scripts.render("install.sh", k3s_plan.install_params(s, node))
+            runner = k3s_plan.remover(s, node)
+            if runner:
+                for name in ("member.sh", "leave.sh"):
+                    yield f"{stack}/{node.name}/{name}", scripts.render(name, k3s_plan.member_params(s, node, runner))
             yield f"{stack}/{node.name}/uninstall", scripts.render("uninstall.sh", k3s_plan.uninstall_params(node))
         yield f"{stack}/joined", scripts.render("joined.sh", {"NODE_NAME": "agent-1"})
+        for name in ("stage-dir.sh", "unstage.sh"):
+            yield f"{stack}/{name}", scripts.render(name, {"NODE_NAME": "n1", "STAGE_DIR": k3s_plan.STAGE_DIR})
         yield f"{stack}/ready", scripts.render("wait-ready.sh", {"NODE_NAME": "x", "NODES": "a b", "WAIT_SECONDS": 60})
         yield f"{stack}/kubeconfig", scripts.render("read-kubeconfig.sh", {"NODE_NAME": "x"})
         if s.kubeflow.mode != "none":
@@ -154,3 +159,17 @@ def test_bounded_wait_says_what_timed_out_and_what_to_check():
     assert "timed out after 0s waiting for the K3s API. Check: journalctl -u k3s" in result.stderr
     ok = subprocess.run(["sh", "-c", text.replace(" false\n", " true\n")], capture_output=True, text=True, timeout=30)
     assert ok.returncode == 0
+
+
+def test_bounded_wait_is_a_wall_clock_deadline_that_counts_the_checks_too():
+    import time
+
+    text = scripts.render("read-kubeconfig.sh", {"NODE_NAME": "n1"}).replace(
+        "as_root cat /etc/rancher/k3s/k3s.yaml", 'wait_until 3 "a slow check" "the check" sh -c "sleep 2; false"'
+    )
+    started = time.monotonic()
+    result = subprocess.run(["sh", "-c", text], capture_output=True, text=True, timeout=30)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1 and "timed out after 3s waiting for a slow check" in result.stderr
+    # counting only its sleeps, the old loop took 2 + 5 + 2 = 9 s; a deadline ends after the next check
+    assert elapsed < 6.5, f"took {elapsed:.1f}s"

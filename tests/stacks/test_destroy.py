@@ -202,21 +202,17 @@ def test_prepare_delete_removes_every_file_prepare_wrote(runs, stack, tmp_path):
         assert written <= removed, f"{r.name}: its delete leaves {sorted(written - removed)} on the host"
 
 
-AIRGAP = {
-    "binary": "./airgap/k3s-arm64",
-    "images": "./airgap/k3s-airgap-images-arm64.tar.zst",
-    "installScript": "./airgap/install.sh",
-    "registries": "./airgap/registries.yaml",
-}
-
-
 @pytest.mark.parametrize("stack", ["dev", "edge"])
 def test_destroy_removes_the_air_gap_staging_files(stack, tmp_path):
-    run = harness.run_stack(stack, overrides={"k3s": {"airgap": AIRGAP}})
+    from tests.components.test_k3s_cluster import airgap_files
+
+    files = tmp_path / "airgap"
+    files.mkdir()
+    run = harness.run_stack(stack, overrides={"k3s": {"airgap": airgap_files(files)}})
     staged = {r.inputs["remotePath"] for r in run.by_type("command:remote:CopyToRemote")}
     for r in commands(run):
         if "-stage-" in r.name:
-            staged |= set(re.findall(r"(/var/tmp/kubeflow-k3s/\S+?)'?$", r.inputs["create"].strip()))
+            staged |= set(re.findall(r"(/var/lib/kubeflow-k3s/staged/\S+?)'?$", r.inputs["create"].strip()))
     assert staged, "no staged files found"
     removed: set[str] = set()
     for i, r in enumerate(commands(run)):
