@@ -231,14 +231,14 @@ class K3sCluster(pulumi.ComponentResource):
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        for node in settings.nodes:
-            self._membership(name, settings, node, shells)
+        self._name, self._settings = name, settings
+        self._leaving = {node.name: self._membership(name, settings, node, shells) for node in settings.nodes}
         self.register_outputs(
             {"kubeconfig": self.kubeconfig, "apiEndpoint": server, "nodes": [n.name for n in settings.nodes]}
         )
 
-    def _membership(self, name: str, settings: Settings, node: Node, shells: dict[str, NodeShell]) -> None:
-        """What keeps a node's Node object right while it is a member, and removes it when it leaves."""
+    def _membership(self, name: str, settings: Settings, node: Node, shells: dict[str, NodeShell]) -> list[pulumi.Resource]:
+        """The command that removes a node's Node object when it leaves (drain, delete), if a server stays."""
         member = self.nodes[node.name]
         runner = k3s_plan.remover(settings, node)
         leave: list[pulumi.Resource] = []
@@ -262,20 +262,26 @@ class K3sCluster(pulumi.ComponentResource):
                     custom_timeouts=INSTALL_TIMEOUTS,
                 ),
             ))
-        # Labels and taints after registration, through the API: K3s's node-label/node-taint (kept in
-        # config.yaml for the first boot) apply only when a node registers. Server-side apply, forced
-        # (pulumi.com/patchForce): these fields are this program's, whoever set them first.
-        patch = k3s_plan.node_patch(settings, node)
-        k8s.core.v1.NodePatch(
-            f"{name}-{node.name}-labels",
-            metadata=k8s.meta.v1.ObjectMetaPatchArgs(
-                name=node.name, labels=patch["labels"], annotations={"pulumi.com/patchForce": "true"}
-            ),
-            spec=k8s.core.v1.NodeSpecPatchArgs(taints=[k8s.core.v1.TaintPatchArgs(**t) for t in patch["taints"]]),
-            # Like every Kubernetes object: skipped when the whole cluster goes. When only this node leaves,
-            # it is released (depends on the membership command) before the node is drained and deleted.
-            opts=self.k8s_options(member, depends_on=leave),
-        )
+        return leave
+
+    def patch_nodes(self, after: Sequence[pulumi.Resource] = ()) -> None:
+        """Labels and taints after registration, through the API: K3s's node-label/node-taint (kept in
+        config.yaml for the first boot) apply only when a node registers. Server-side apply, forced
+        (pulumi.com/patchForce): these fields are this program's, whoever set them first. Called by the
+        platform once the GPU layer exists: `after` is what must finish first (the GPU toolkit's K3s restart
+        on a single-node stack takes the API down)."""
+        for node in self._settings.nodes:
+            patch = k3s_plan.node_patch(self._settings, node)
+            k8s.core.v1.NodePatch(
+                f"{self._name}-{node.name}-labels",
+                metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                    name=node.name, labels=patch["labels"], annotations={"pulumi.com/patchForce": "true"}
+                ),
+                spec=k8s.core.v1.NodeSpecPatchArgs(taints=[k8s.core.v1.TaintPatchArgs(**t) for t in patch["taints"]]),
+                # Like every Kubernetes object: skipped when the whole cluster goes. When only this node leaves,
+                # it is released (depends on the membership command) before the node is drained and deleted.
+                opts=self.k8s_options(self.nodes[node.name], depends_on=[*self._leaving[node.name], *after]),
+            )
 
     def k8s_options(self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
         """Options for a Kubernetes resource of a later layer: this cluster's provider, created after

@@ -10,6 +10,7 @@ Who waits for what (each edge is something the later step cannot work without):
 - Istio's charts: nothing else. Its gateway Certificate: cert-manager's issuers (and, with ACME, the
   ingress gateway that answers the challenge).
 - Storage and GPU never wait for Istio or cert-manager.
+- The nodes' labels and taints (NodePatch, K3sCluster.patch_nodes): the toolkit's restart too.
 - cert-manager and Istio exist only where something uses them: not with `kubeflow.mode: pipelines`
   (standalone KFP on a small device needs neither, and together they request over a GiB).
 """
@@ -59,6 +60,7 @@ def toolkit_restart(gpu: Gpu | None) -> list[pulumi.Resource]:
 def build_layers(settings: Settings, cluster: K3sCluster) -> Layers:
     gpu = Gpu("gpu", settings, cluster) if settings.gpu_nodes else None
     after = toolkit_restart(gpu)
+    cluster.patch_nodes(after=after)
     storage = Storage("storage", settings, cluster, after=after)
     if not needs_mesh(settings):
         return Layers(storage=storage, cert_manager=None, istio=None, gpu=gpu)

@@ -35,7 +35,7 @@ def test_a_bad_stack_config_is_one_line(monkeypatch, capsys, main):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "error: stack edge: invalid stack configuration: kubeflow-k3s:gpus: unknown setting (did you mean 'gpu'?); "
-        "allowed: adminPassword, gateway, gpu, k3s, k3sToken, kubeflow, nodes, preflight, profile, ssh, sshPrivateKey, "
+        "allowed: adminPassword, gateway, gpu, k3s, k3sToken, kubeflow, nodes, preflight, profile, smoke, ssh, sshPrivateKey, "
         "storage, tls"
     ]
 
