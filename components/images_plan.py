@@ -76,8 +76,29 @@ class Release:
         return values_digest(self.values)
 
 
+# Value keys that can change which images a chart renders: image coordinates and component switches.
+# Everything else (replicas, resources, config files, service types) leaves the image set alone, so
+# the data is keyed on these alone and e.g. a time-slicing change keeps the same, exact list.
+IMAGE_VALUE_KEYS = {"enabled", "image", "repository", "registry", "hub", "tag", "version", "digest"}
+
+
+def image_values(values: Any) -> Any:
+    """The part of a release's values that can change its images (see IMAGE_VALUE_KEYS)."""
+    if not isinstance(values, Mapping):
+        return None
+    out = {}
+    for k, v in values.items():
+        if k in IMAGE_VALUE_KEYS and not isinstance(v, Mapping):
+            out[k] = v
+        else:
+            sub = image_values(v)
+            if sub:
+                out[k] = sub
+    return out
+
+
 def values_digest(values: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(image_values(values), sort_keys=True).encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------------

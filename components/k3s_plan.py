@@ -203,7 +203,14 @@ def preflight_params(settings: Settings, node: Node) -> dict[str, object]:
         "MIN_MEMORY_MIB": settings.preflight.min_memory_mib,
         "MIN_DISK_GIB": settings.preflight.min_disk_gib,
         "NEED_CURL": settings.k3s.airgap is None,
+        "IMAGES_DISK_GIB": _images_disk_gib(settings, node),
     }
+
+
+def _images_disk_gib(settings: Settings, node: Node) -> int:
+    from . import node_images_plan  # issue 15: pre-pulled images and the air-gap bundle
+
+    return node_images_plan.disk_gib(settings, node)
 
 
 def parse_preflight_report(text: str) -> dict[str, tuple[str, str]]:

@@ -56,6 +56,9 @@ class Profile:
     require_host_keys: bool = False
     # kubelet refuses to start when kernel tunables differ from what it expects, instead of changing them.
     protect_kernel_defaults: bool = False
+    # images.prePull default. Off on edge: a 20 GiB SD card or eMMC shared with K3s; pulling the whole
+    # list while K3s and KFP start competes for the same slow disk and memory (docs/images.md).
+    pre_pull_images: bool = True
 
 
 PROFILES = {
@@ -66,6 +69,7 @@ PROFILES = {
     "edge": Profile(
         name="edge", min_memory_mib=3584, min_disk_gib=20, storage="local-path", issuer="selfsigned",
         gateway_service_type="LoadBalancer", kubeflow_mode="pipelines", components=_PIPELINES_ONLY,
+        pre_pull_images=False,
     ),
     "cloud": Profile(
         name="cloud", min_memory_mib=15360, min_disk_gib=80, storage="longhorn", issuer="letsencrypt",

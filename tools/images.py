@@ -14,6 +14,7 @@ and prepare a local kubeflow/manifests tree whose remote bases are vendored (doc
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import copy
 import json
 import os
@@ -202,9 +203,10 @@ def gpu_kind(key: str) -> str:
 
 def render_stack_kustomize(settings: Settings, tree: pathlib.Path) -> dict[str, set[images_plan.Image]]:
     """{data key: images} of every kustomize path the stack applies, rendered through its real overlays
-    (written under .build/kubeflow/images-<stack>/) with kubeflow.manifestsPath = `tree`."""
+    (written under .build/kubeflow/images-<stack>/) with kubeflow.manifestsPath = `tree`. Builds run a
+    few at a time; an overlay identical to one already built (same text at the same depth) is reused."""
     local = _with_manifests(settings, tree)
-    out: dict[str, set[images_plan.Image]] = {}
+    jobs: dict[str, pathlib.Path] = {}
     if settings.kubeflow.mode == "full":
         for planned in kubeflow_plan.plan(local):
             if planned.overlay is not None:
@@ -212,14 +214,27 @@ def render_stack_kustomize(settings: Settings, tree: pathlib.Path) -> dict[str, 
             directory = pathlib.Path(planned.directory)
             if not directory.is_absolute():
                 directory = kubeflow_plan.PROJECT_ROOT / directory
-            out[f"kubeflow:{planned.step.path}"] = images_plan.images_in(kustomize(directory))
+            jobs[f"kubeflow:{planned.step.path}"] = directory
     elif settings.kubeflow.mode == "pipelines":
         plan = kfp_plan.plan(local)
         kubeflow_overlay.write(plan.env_directory, plan.overlay, kubeflow_plan.PROJECT_ROOT)
-        out[f"kfp:{kfp_plan.CLUSTER_SCOPED}"] = images_plan.images_in(kustomize(pathlib.Path(plan.cluster_scoped)))
-        out[f"kfp:{kfp_plan.PLATFORM_AGNOSTIC}"] = images_plan.images_in(
-            kustomize(kubeflow_plan.PROJECT_ROOT / plan.env_directory))
-    return out
+        jobs[f"kfp:{kfp_plan.CLUSTER_SCOPED}"] = pathlib.Path(plan.cluster_scoped)
+        jobs[f"kfp:{kfp_plan.PLATFORM_AGNOSTIC}"] = kubeflow_plan.PROJECT_ROOT / plan.env_directory
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        done = dict(zip(jobs, pool.map(_cached_images, jobs.values())))
+    return done
+
+
+_CACHE: dict[tuple[str, str], set[images_plan.Image]] = {}
+
+
+def _cached_images(directory: pathlib.Path) -> set[images_plan.Image]:
+    k = directory / "kustomization.yaml"
+    text = k.read_text() if k.exists() and kubeflow_plan.PROJECT_ROOT in directory.parents else str(directory)
+    key = (directory.name, text)
+    if key not in _CACHE:
+        _CACHE[key] = images_plan.images_in(kustomize(directory))
+    return _CACHE[key]
 
 
 def _with_manifests(settings: Settings, tree: pathlib.Path) -> Settings:

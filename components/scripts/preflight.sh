@@ -1,7 +1,7 @@
 # Read-only preflight of a node: prints one "check<TAB>status<TAB>detail" line per check and a final
 # "result<TAB>ok|fail<TAB>..." line, and exits 1 when a check fails. It changes nothing on the host.
 # Parameters: NODE_NAME EXPECT_ARCH (amd64|arm64) GPU (none|nvidia|jetson) MIN_MEMORY_MIB MIN_DISK_GIB
-#             NEED_CURL (true|false)
+#             NEED_CURL (true|false) IMAGES_DISK_GIB (extra GiB the images need, 0 = none)
 : "${EXPECT_ARCH:?}" "${GPU:?}" "${MIN_MEMORY_MIB:?}" "${MIN_DISK_GIB:?}" "${NEED_CURL:?}"
 failures=""
 report() {
@@ -61,10 +61,11 @@ disk_dir=/var/lib
 [ -d /var/lib/rancher ] && disk_dir=/var/lib/rancher
 free_kib=$(df -Pk "$disk_dir" | awk 'NR == 2 { print $4 }')
 free_gib=$((free_kib / 1048576))
-if [ "$free_gib" -ge "$MIN_DISK_GIB" ]; then
+need_gib=$((MIN_DISK_GIB + ${IMAGES_DISK_GIB:-0}))
+if [ "$free_gib" -ge "$need_gib" ]; then
   report disk ok "${free_gib} GiB free on $disk_dir"
 else
-  report disk fail "${free_gib} GiB free on $disk_dir, the profile needs ${MIN_DISK_GIB} GiB (preflight.minDiskGiB)"
+  report disk fail "${free_gib} GiB free on $disk_dir, the profile needs ${MIN_DISK_GIB} GiB (preflight.minDiskGiB) + ${IMAGES_DISK_GIB:-0} GiB for images (images.diskGiB, k3s.airgap.platformImages)"
 fi
 
 mem_kib=$(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo)

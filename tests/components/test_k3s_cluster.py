@@ -251,7 +251,7 @@ AIRGAP = {
 
 
 def test_airgapped_edge_copies_files_and_installs_without_downloads():
-    run = harness.run_stack("edge", overrides={"k3s": {"airgap": AIRGAP}})
+    run = harness.run_stack("edge", overrides={"k3s": {"airgap": AIRGAP}, "kubeflow": {"manifestsPath": "./manifests"}})
     copies = {r.name: r for r in run.by_type("command:remote:CopyToRemote")}
     assert {c.inputs["remotePath"] for c in copies.values()} == {
         "/var/tmp/kubeflow-k3s/k3s",

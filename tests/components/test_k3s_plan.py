@@ -116,6 +116,7 @@ def test_airgap_installs_from_staged_files():
     raw = stack_raw("edge")
     raw["k3s"] = {"airgap": {"binary": "./k3s-arm64", "images": "./air/k3s-airgap-images-arm64.tar.zst",
                              "installScript": "./install.sh", "registries": "./registries.yaml"}}
+    raw["kubeflow"] = {"manifestsPath": "./manifests"}  # air-gapped Kubeflow renders from a local tree
     s = parse_settings(raw, "edge")
     params = k3s_plan.install_params(s, s.nodes[0], upgrade=True)
     assert params["INSTALL_URL"] == "" and params["IMAGES_FILE"] == "k3s-airgap-images-arm64.tar.zst"

@@ -31,6 +31,9 @@ def all_rendered_scripts():
             for upgrade in (False, True):
                 yield f"{stack}/{node.name}/install-{upgrade}", scripts.render("install.sh", k3s_plan.install_params(s, node, upgrade))
             yield f"{stack}/{node.name}/uninstall", scripts.render("uninstall.sh", k3s_plan.uninstall_params(node))
+            from components import node_images_plan  # issue 15: pre-pull list, platform bundle, registries.yaml
+            for what, text in node_images_plan.node_scripts(s, node).items():
+                yield f"{stack}/{node.name}/{what}", text
         yield f"{stack}/joined", scripts.render("joined.sh", {"NODE_NAME": "agent-1"})
         yield f"{stack}/ready", scripts.render("wait-ready.sh", {"NODE_NAME": "x", "NODES": "a b", "WAIT_SECONDS": 60})
         yield f"{stack}/kubeconfig", scripts.render("read-kubeconfig.sh", {"NODE_NAME": "x"})

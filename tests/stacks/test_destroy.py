@@ -210,7 +210,7 @@ AIRGAP = {
 
 @pytest.mark.parametrize("stack", ["dev", "edge"])
 def test_destroy_removes_the_air_gap_staging_files(stack, tmp_path):
-    run = harness.run_stack(stack, overrides={"k3s": {"airgap": AIRGAP}})
+    run = harness.run_stack(stack, overrides={"k3s": {"airgap": AIRGAP}, "kubeflow": {"manifestsPath": "./manifests"}})
     staged = {r.inputs["remotePath"] for r in run.by_type("command:remote:CopyToRemote")}
     for r in commands(run):
         if "-stage-" in r.name:
