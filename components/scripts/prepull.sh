@@ -11,7 +11,7 @@ fi
 as_root mkdir -p "$IMAGES_DIR"
 # Written next to the directory, then moved in: K3s never reads a half-written list.
 tmp="$IMAGES_DIR.$LIST_FILE.new"
-printf '%s\n' "$IMAGES" | as_root tee "$tmp" >/dev/null
+printf '%s' "$IMAGES" | as_root tee "$tmp" >/dev/null
 [ "$(as_root sha256sum "$tmp" | cut -d' ' -f1)" = "$LIST_SHA256" ] || fail "the image list written to $tmp is not the one planned"
 as_root chmod 0644 "$tmp"
 as_root mv -f "$tmp" "$target"
