@@ -128,7 +128,7 @@ def node_config(settings: Settings, node: Node, token: str = TOKEN_PLACEHOLDER) 
     taints = node_taints(settings, node)
     if taints:
         cfg["node-taint"] = taints
-    if settings.k3s.airgap and settings.k3s.airgap.registries:
+    if (settings.k3s.airgap and settings.k3s.airgap.registries) or settings.k3s.registries:
         cfg["private-registry"] = "/etc/rancher/k3s/registries.yaml"
     extra = k3s.extra_config if node.is_server else k3s.agent_extra_config
     for source in (extra, node.extra_config):

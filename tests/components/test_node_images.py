@@ -280,7 +280,8 @@ def test_registries_yaml_reaches_every_node_as_a_secret_before_its_install():
         assert yaml.safe_load(r.inputs["stdin"])["configs"]["mirror.example.com:5000"]["auth"]["password"] == secret
         assert run.depends_on(f"k3s-{node.name}-install", r.name)
         assert run.depends_on(r.name, f"k3s-{node.name}-prepare")
-    for reg in run.registrations:
+        config = yaml.safe_load(run.get(f"k3s-{node.name}-install").inputs["stdin"])
+        assert config["private-registry"] == nip.REGISTRIES_FILE    for reg in run.registrations:
         assert not any(secret in t for t in harness.strings_outside_secrets(reg.raw_inputs)), reg.name
 
 
