@@ -281,7 +281,8 @@ def test_registries_yaml_reaches_every_node_as_a_secret_before_its_install():
         assert run.depends_on(f"k3s-{node.name}-install", r.name)
         assert run.depends_on(r.name, f"k3s-{node.name}-prepare")
         config = yaml.safe_load(run.get(f"k3s-{node.name}-install").inputs["stdin"])
-        assert config["private-registry"] == nip.REGISTRIES_FILE    for reg in run.registrations:
+        assert config["private-registry"] == nip.REGISTRIES_FILE
+    for reg in run.registrations:
         assert not any(secret in t for t in harness.strings_outside_secrets(reg.raw_inputs)), reg.name
 
 
