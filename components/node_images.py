@@ -9,6 +9,7 @@ Kept apart from the K3s air-gap staging (k3s_cluster.K3sNode._stage_airgap): own
 
 from __future__ import annotations
 
+import shlex
 from typing import Callable
 
 import pulumi
@@ -55,7 +56,8 @@ class NodeImages:
                 target = f"{plan.BUNDLE_DIR}/{f.name}"
                 opts = pulumi.ResourceOptions(parent=parent, depends_on=[folder], custom_timeouts=IMPORT_TIMEOUTS)
                 if shell.is_local:
-                    copies.append(shell.command(f"{name}-platform-image-{f.stem}", f"cp -f '{f}' '{target}'", opts=opts))
+                    copies.append(shell.command(f"{name}-platform-image-{f.stem}",
+                                                f"cp -f {shlex.quote(str(f))} {shlex.quote(target)}", opts=opts))
                 else:
                     copies.append(remote.CopyToRemote(f"{name}-platform-image-{f.stem}", connection=shell.connection,
                                                       source=pulumi.FileAsset(str(f)), remote_path=target, opts=opts))
