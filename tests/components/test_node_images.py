@@ -326,3 +326,13 @@ def test_the_manifests_command_line_without_network(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "git clone --depth 1 --branch v3.7.3 https://github.com/argoproj/argo-workflows.git" in out
     assert "jobset/releases/download/v0.10.1/manifests.yaml" in out
+
+
+def test_the_edge_files_air_gap_example_is_a_valid_configuration():
+    """Uncommenting the air-gap block of Pulumi.edge.yaml gives settings the program accepts."""
+    text = (harness.ROOT / "Pulumi.edge.yaml").read_text()
+    block = text.split("# Air-gapped hosts:", 1)[1].split("\n", 1)[1]
+    uncommented = "\n".join(line.replace("  # ", "  ", 1).split("   #")[0] for line in block.splitlines())
+    extra = {k.split(":", 1)[1]: v for k, v in yaml.safe_load(uncommented).items()}
+    s = settings("edge", **extra)
+    assert s.k3s.airgap.platform_images == "./airgap/platform" and s.kubeflow.manifests_path == "./airgap/manifests"
