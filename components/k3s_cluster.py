@@ -19,7 +19,7 @@ from pulumi_command import remote
 
 from stacks.settings import Node, Settings
 
-from . import k3s_plan, scripts, storage_plan
+from . import k3s_plan, node_images, scripts, storage_plan
 from .connection import NodeShell, node_shell
 from .kubeconfig import rewrite_kubeconfig
 
@@ -44,6 +44,7 @@ class K3sNode(pulumi.ComponentResource):
         after: Sequence[pulumi.Resource],
         servers: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
+        registries: pulumi.Input[str] | None = None,
     ):
         """`after`: what the install waits for. `servers`: for an agent, every server's install; its
         uninstall then runs before any server's on destroy, while the join still waits only for `after`."""
@@ -66,6 +67,8 @@ class K3sNode(pulumi.ComponentResource):
         staged: list[pulumi.Resource] = [prepare]
         if settings.k3s.airgap:
             staged += self._stage_airgap(name, settings, shell, prepare)
+        if registries is not None:  # k3s.registries: before K3s first reads it
+            staged.append(node_images.write_registries(name, node, shell, registries, [prepare], self))
 
         config = pulumi.Output.secret(
             token.apply(lambda t: k3s_plan.render_config(k3s_plan.node_config(settings, node, t)))
@@ -165,6 +168,7 @@ class K3sCluster(pulumi.ComponentResource):
         ssh_private_key: pulumi.Input[str] | None,
         k3s_token: pulumi.Input[str] | None,
         opts: pulumi.ResourceOptions | None = None,
+        registries: pulumi.Input[str] | None = None,
     ):
         # Air-gap files are read (hashed) here, before any resource: a missing file is a ConfigError.
         k3s_plan.staged_sha256(settings)
@@ -181,7 +185,7 @@ class K3sCluster(pulumi.ComponentResource):
         previous: list[pulumi.Resource] = []
         for server in settings.servers:  # one at a time: etcd keeps quorum on join and on upgrade
             node = K3sNode(f"{name}-{server.name}", settings, server, shells[server.name], token, previous,
-                           opts=pulumi.ResourceOptions(parent=self))
+                           opts=pulumi.ResourceOptions(parent=self), registries=registries)
             self.nodes[server.name] = node
             previous = [node.install]
         first = self.nodes[settings.first_server.name]
@@ -189,10 +193,14 @@ class K3sCluster(pulumi.ComponentResource):
         for agent in settings.agents:  # in parallel, once the first server is up
             self.nodes[agent.name] = K3sNode(f"{name}-{agent.name}", settings, agent, shells[agent.name], token,
                                              [first.install], servers=server_installs,
-                                             opts=pulumi.ResourceOptions(parent=self))
+                                             opts=pulumi.ResourceOptions(parent=self), registries=registries)
 
+        # Pre-pull lists and air-gap bundle imports, once each node runs K3s (components/node_images.py).
+        self.images = {n: node_images.NodeImages(f"{name}-{n}", settings, settings.node(n), shells[n],
+                                                 self.nodes[n].install, self.nodes[n]) for n in self.nodes}
         first_shell = shells[settings.first_server.name]
         installs = [n.joined for n in self.nodes.values()]
+        installs += [i for images in self.images.values() for i in images.imports]  # air-gap: nothing runs without
         self.ready = first_shell.command(
             f"{name}-nodes-ready",
             scripts.render(

@@ -140,7 +140,7 @@ def node_config(settings: Settings, node: Node, token: str = TOKEN_PLACEHOLDER) 
     taints = node_taints(settings, node)
     if taints:
         cfg["node-taint"] = taints
-    if settings.k3s.airgap and settings.k3s.airgap.registries:
+    if (settings.k3s.airgap and settings.k3s.airgap.registries) or settings.k3s.registries:
         cfg["private-registry"] = "/etc/rancher/k3s/registries.yaml"
     from . import gpu_plan  # gpu_plan reads this module's taints: imported here, not at the top
 
@@ -300,7 +300,14 @@ def preflight_params(settings: Settings, node: Node) -> dict[str, object]:
         # without linux-modules-extra-raspi).
         "FLANNEL_BACKEND": str({**settings.k3s.extra_config, **(node.extra_config if node.is_server else {})}
                                .get("flannel-backend", "vxlan")),
+        "IMAGES_DISK_GIB": _images_disk_gib(settings, node),
     }
+
+
+def _images_disk_gib(settings: Settings, node: Node) -> int:
+    from . import node_images_plan  # issue 15: pre-pulled images and the air-gap bundle
+
+    return node_images_plan.disk_gib(settings, node)
 
 
 def parse_preflight_report(text: str) -> dict[str, tuple[str, str]]:

@@ -36,7 +36,7 @@ def build(settings: Settings, secrets: Secrets) -> Platform:
     for warning in settings.warnings():
         pulumi.log.warn(warning)
     platform_layers.validate(settings)
-    cluster = K3sCluster("k3s", settings, secrets.ssh_private_key, secrets.k3s_token)
+    cluster = K3sCluster("k3s", settings, secrets.ssh_private_key, secrets.k3s_token, registries=secrets.registries)
     layers = platform_layers.build_layers(settings, cluster)
     outputs: dict[str, object] = {
         "kubeconfig": cluster.kubeconfig,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import pulumi
 
 from .settings import NS, ConfigError, Settings, did_you_mean, parse_settings
 
-STRUCTURED_KEYS = ("ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow", "smoke")
+STRUCTURED_KEYS = ("ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow", "smoke", "images")
 SECRET_KEYS = ("sshPrivateKey", "k3sToken", "adminPassword")
 
 
@@ -20,6 +20,9 @@ class Secrets:
     ssh_private_key: pulumi.Output[str] | None
     k3s_token: pulumi.Output[str] | None
     admin_password: pulumi.Output[str] | None
+    # k3s.registries: registries.yaml with its secrets filled in (a secret Output), or None.
+    registries: pulumi.Output[str] | None = None
+    registry_secrets: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
 # Kubeflow's example password (kubeflow/manifests 26.03 common/dex/base), blocked also by the policy pack.
@@ -105,6 +108,7 @@ def load() -> tuple[Settings, Secrets]:
         ssh_private_key=cfg.require_secret("sshPrivateKey") if "sshPrivateKey" in present else None,
         k3s_token=cfg.require_secret("k3sToken") if "k3sToken" in present else None,
         admin_password=cfg.require_secret("adminPassword") if "adminPassword" in present else None,
+        **registries(settings, cfg),
     )
     return settings, secrets
 
@@ -137,3 +141,20 @@ def ignored_secret_warnings(settings: Settings, present: set[str]) -> list[str]:
     if "adminPassword" in present and settings.kubeflow.mode != "full":
         return [f"{NS}:adminPassword is ignored with kubeflow.mode: {settings.kubeflow.mode} (there is no Kubeflow login)"]
     return []
+
+
+def registries(settings: Settings, cfg: pulumi.Config) -> dict[str, Any]:
+    """k3s.registries rendered with the secret config keys its `*From` entries name (issue 15)."""
+    from components import node_images_plan
+
+    regs = settings.k3s.registries
+    if regs is None:
+        return {}
+    missing = [n for n in regs.secret_keys if pulumi.runtime.get_config(f"{NS}:{n}") is None]
+    if missing:
+        raise ConfigError([(n, "is named by k3s.registries but not set: `pulumi config set --secret "
+                               f"{n} <value>`") for n in missing])
+    values = {n: cfg.require_secret(n) for n in regs.secret_keys}
+    text = pulumi.Output.all(**values).apply(lambda v: node_images_plan.render_registries(regs, v)) if values \
+        else pulumi.Output.from_input(node_images_plan.render_registries(regs, {}))
+    return {"registries": pulumi.Output.secret(text), "registry_secrets": values}

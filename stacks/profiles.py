@@ -61,6 +61,9 @@ class Profile:
     # "host" expects the driver and NVIDIA's toolkit package on the host (as cloud GPU images ship them),
     # K3s registers the runtime at start and nothing restarts.
     gpu_toolkit: str = "operator"
+    # images.prePull default. Off on edge: a 20 GiB SD card or eMMC shared with K3s; pulling the whole
+    # list while K3s and KFP start competes for the same slow disk and memory (docs/images.md).
+    pre_pull_images: bool = True
 
 
 PROFILES = {
@@ -71,6 +74,7 @@ PROFILES = {
     "edge": Profile(
         name="edge", min_memory_mib=3584, min_disk_gib=20, storage="local-path", issuer="selfsigned",
         gateway_service_type="LoadBalancer", kubeflow_mode="pipelines", components=_PIPELINES_ONLY,
+        pre_pull_images=False,
     ),
     "cloud": Profile(
         name="cloud", min_memory_mib=15360, min_disk_gib=80, storage="longhorn", issuer="letsencrypt",

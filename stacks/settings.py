@@ -161,6 +161,33 @@ class Airgap:
     images: str
     install_script: str
     registries: str | None = None
+    # Images of the platform (a .tar or a folder of .tar image archives, `tools.images bundle`),
+    # imported on each node before anything is applied (components/node_images.py).
+    platform_images: str | None = None
+
+
+# K3s registries.yaml keys (docs.k3s.io "Private Registry Configuration"). Secret values never sit in
+# the stack file: `<key>From` names a secret config key (`pulumi config set --secret NAME`).
+REGISTRY_AUTH_SECRETS = {"password": "passwordFrom", "auth": "authFrom", "token": "tokenFrom",
+                         "identity_token": "identityTokenFrom"}
+
+
+@dataclass(frozen=True)
+class Registries:
+    """k3s.registries: `mirrors` as K3s takes them; `configs` with secret parts named, not given."""
+
+    mirrors: Mapping[str, Any] = field(default_factory=dict)
+    configs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        names = []
+        for cfg in self.configs.values():
+            for ref in REGISTRY_AUTH_SECRETS.values():
+                name = (cfg.get("auth") or {}).get(ref)
+                if name and name not in names:
+                    names.append(name)
+        return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -171,10 +198,20 @@ class K3sSettings:
     extra_config: Mapping[str, Any] = field(default_factory=dict)
     agent_extra_config: Mapping[str, Any] = field(default_factory=dict)
     airgap: Airgap | None = None
+    registries: Registries | None = None
     secrets_encryption: bool = False
     protect_kernel_defaults: bool = False
     install_timeout_seconds: int = 900
     ready_timeout_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class ImagesSettings:
+    # Write each node's image list into K3s's images directory once K3s runs (components/node_images.py).
+    pre_pull: bool = True
+    # Disk the pre-pulled images need per node, checked by the preflight (0: not checked; the
+    # compressed sizes are not known offline, see docs/images.md).
+    disk_gib: int = 0
 
 
 @dataclass(frozen=True)
@@ -276,6 +313,7 @@ class Settings:
     # Warnings found while parsing (settings this stack ignores, placeholders, ...): see warnings().
     notices: tuple[str, ...] = ()
     smoke: SmokeSettings = field(default_factory=SmokeSettings)
+    images: ImagesSettings = field(default_factory=ImagesSettings)
 
     @property
     def servers(self) -> tuple[Node, ...]:
@@ -328,7 +366,8 @@ def local_paths(settings: Settings) -> dict[str, str]:
     airgap = settings.k3s.airgap
     if airgap:
         for key, value in (("binary", airgap.binary), ("images", airgap.images),
-                           ("installScript", airgap.install_script), ("registries", airgap.registries)):
+                           ("installScript", airgap.install_script), ("registries", airgap.registries),
+                           ("platformImages", airgap.platform_images)):
             if value:
                 paths[f"k3s.airgap.{key}"] = value
     return paths
@@ -600,7 +639,9 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         "profile", "ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow", "smoke",
         # secrets, read separately by stacks/config.py
         "sshPrivateKey", "k3sToken", "adminPassword",
+        "images",
     }
+    top_allowed |= _registry_secret_names(raw)
     raw = r.obj(raw, "", top_allowed)
 
     profile_name = r.choice(raw, "profile", "profile", tuple(profiles.PROFILES))
@@ -674,7 +715,7 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
     kd = r.obj(
         raw.get("k3s"),
         "k3s",
-        {"version", "apiEndpoint", "tlsSans", "extraConfig", "agentExtraConfig", "airgap",
+        {"version", "apiEndpoint", "tlsSans", "extraConfig", "agentExtraConfig", "airgap", "registries",
          "secretsEncryption", "protectKernelDefaults", "installTimeoutSeconds", "readyTimeoutSeconds"},
     )
     version = r.string(kd, "version", "k3s.version", versions.K3S_VERSION)
@@ -704,12 +745,13 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
                 sans.append(s)
     airgap = None
     if kd.get("airgap") is not None:
-        ad = r.obj(kd["airgap"], "k3s.airgap", {"binary", "images", "installScript", "registries"})
+        ad = r.obj(kd["airgap"], "k3s.airgap", {"binary", "images", "installScript", "registries", "platformImages"})
         airgap = Airgap(
             binary=r.string(ad, "binary", "k3s.airgap.binary") or "",
             images=r.string(ad, "images", "k3s.airgap.images") or "",
             install_script=r.string(ad, "installScript", "k3s.airgap.installScript") or "",
             registries=r.string(ad, "registries", "k3s.airgap.registries", None),
+            platform_images=r.string(ad, "platformImages", "k3s.airgap.platformImages", None),
         )
         if airgap.images and not re.search(r"\.tar(\.gz|\.zst)?$", airgap.images):
             r.fail("k3s.airgap.images", "must be a .tar, .tar.gz or .tar.zst image archive (what K3s imports)")
@@ -722,6 +764,7 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
             r, kd.get("agentExtraConfig"), "k3s.agentExtraConfig", k3s_flags.AGENT_KEYS, "agent"
         ),
         airgap=airgap,
+        registries=_parse_registries(r, kd.get("registries")),
         secrets_encryption=r.boolean(kd, "secretsEncryption", "k3s.secretsEncryption", prof.secrets_encryption),
         protect_kernel_defaults=r.boolean(
             kd, "protectKernelDefaults", "k3s.protectKernelDefaults", prof.protect_kernel_defaults
@@ -874,6 +917,13 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         enabled=r.boolean(smd, "enabled", "smoke.enabled", True),
         timeout_seconds=r.integer(smd, "timeoutSeconds", "smoke.timeoutSeconds", 1200, 120, 7200),
     )
+    # images -----------------------------------------------------------------------------------------
+    imd = r.obj(raw.get("images"), "images", {"prePull", "diskGiB"})
+    images = ImagesSettings(
+        pre_pull=r.boolean(imd, "prePull", "images.prePull", prof.pre_pull_images),
+        disk_gib=r.integer(imd, "diskGiB", "images.diskGiB", 0, 0, 100_000),
+    )
+    _check_airgap_platform(r, k3s, kubeflow)
 
     if r.problems:
         raise ConfigError(r.problems)
@@ -892,6 +942,7 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
         kubeflow=kubeflow,
         notices=tuple(r.notices),
         smoke=smoke,
+        images=images,
     )
 
 
@@ -959,3 +1010,80 @@ def _profile_floors(r: _Reader, profile_name: str, nodes: list[Node], k3s: K3sSe
             value = extra.get(flag)
             if value is not None and str(value).lower() != str(promised).lower():
                 r.fail(f"{key}.{flag}", f"must stay {str(promised).lower()} on the {profile_name} profile")
+
+
+# --------------------------------------------------------------------------------------------------
+# Images: registry mirrors and the air-gapped platform (issue 15)
+# --------------------------------------------------------------------------------------------------
+
+def _registry_secret_names(raw: Any) -> set[str]:
+    """Secret config keys named by k3s.registries.configs.*.auth.*From (allowed at the top level)."""
+    try:
+        configs = raw["k3s"]["registries"]["configs"]
+        return {v for c in configs.values() for k, v in (c.get("auth") or {}).items()
+                if k in REGISTRY_AUTH_SECRETS.values() and isinstance(v, str)}
+    except (KeyError, TypeError, AttributeError):
+        return set()
+
+
+def _parse_registries(r: _Reader, value: Any) -> Registries | None:
+    if value is None:
+        return None
+    key = "k3s.registries"
+    d = r.obj(value, key, {"mirrors", "configs"})
+    mirrors: dict[str, Any] = {}
+    for reg, m in (r.obj(d.get("mirrors"), f"{key}.mirrors", set(d.get("mirrors") or {})) or {}).items():
+        mk = f"{key}.mirrors.{reg}"
+        md = r.obj(m, mk, {"endpoint", "rewrite"})
+        endpoints = md.get("endpoint")
+        if endpoints is not None and (not isinstance(endpoints, list) or not all(
+                isinstance(e, str) and re.match(r"^https?://[^\s/]+", e) for e in endpoints)):
+            r.fail(f"{mk}.endpoint", "must be a list of registry URLs (https://host[:port])")
+        rewrite = md.get("rewrite")
+        if rewrite is not None and (not isinstance(rewrite, Mapping) or not all(
+                isinstance(a, str) and isinstance(b, str) for a, b in rewrite.items())):
+            r.fail(f"{mk}.rewrite", "must be an object of regular expression: replacement")
+        mirrors[str(reg)] = md
+    configs: dict[str, Any] = {}
+    for host, c in (r.obj(d.get("configs"), f"{key}.configs", set(d.get("configs") or {})) or {}).items():
+        ck = f"{key}.configs.{host}"
+        cd = r.obj(c, ck, {"auth", "tls"})
+        auth_keys = {"username", *REGISTRY_AUTH_SECRETS.values()}
+        ad = cd.get("auth")
+        if isinstance(ad, Mapping):
+            for plain, ref in REGISTRY_AUTH_SECRETS.items():
+                if plain in ad:
+                    r.fail(f"{ck}.auth.{plain}", f"secrets never go into the stack file: set `{ref}: <name>` and "
+                           f"`pulumi config set --secret <name> ...`")
+            ad = {k: v for k, v in ad.items() if k not in REGISTRY_AUTH_SECRETS}
+        ad = r.obj(ad, f"{ck}.auth", auth_keys)
+        for ref in REGISTRY_AUTH_SECRETS.values():
+            if ref in ad and not (isinstance(ad[ref], str) and re.match(r"^[A-Za-z][A-Za-z0-9_-]*$", ad[ref])):
+                r.fail(f"{ck}.auth.{ref}", "must name a secret config key (letters, digits, _ and -)")
+        td = r.obj(cd.get("tls"), f"{ck}.tls", {"cert_file", "key_file", "ca_file", "insecure_skip_verify"})
+        for f in ("cert_file", "key_file", "ca_file"):
+            if f in td and not (isinstance(td[f], str) and td[f].startswith("/")):
+                r.fail(f"{ck}.tls.{f}", "must be an absolute path on the nodes")
+        if "insecure_skip_verify" in td:
+            td["insecure_skip_verify"] = r.boolean(td, "insecure_skip_verify", f"{ck}.tls.insecure_skip_verify", False)
+        configs[str(host)] = {k: v for k, v in (("auth", ad), ("tls", td)) if v}
+    return Registries(mirrors=mirrors, configs=configs)
+
+
+def _check_airgap_platform(r: _Reader, k3s: K3sSettings, kubeflow: KubeflowSettings) -> None:
+    """An air-gapped node pulls nothing: the platform's images come in a bundle (or from a mirror), and
+    Kubeflow's remote kustomize bases from a local tree."""
+    airgap = k3s.airgap
+    if airgap is None:
+        return
+    if airgap.registries and k3s.registries:
+        r.fail("k3s.airgap.registries", "give either k3s.registries (mirrors and auth, secrets from Pulumi) or "
+               "this file, not both")
+    mirror = bool(k3s.registries or airgap.registries)
+    if not airgap.platform_images and not mirror:
+        r.fail("k3s.airgap.platformImages", "is required on an air-gapped stack: the platform's images (cert-manager, "
+               "Istio, storage, Kubeflow Pipelines ...) cannot be pulled. Make the bundle with `python -m tools.images "
+               "bundle <stack> --out DIR` on a machine with internet, or set k3s.registries to a local mirror")
+    if kubeflow.mode != "none" and not kubeflow.manifests_path:
+        r.fail("kubeflow.manifestsPath", "is required on an air-gapped stack with Kubeflow: kustomize fetches remote bases "
+               "(Argo Workflows, JobSet, LWS) from GitHub. Prepare a local tree with `python -m tools.images manifests`")

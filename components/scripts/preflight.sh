@@ -3,10 +3,11 @@
 # Parameters: NODE_NAME EXPECT_ARCH (amd64|arm64) GPU (none|nvidia|jetson) MIN_MEMORY_MIB MIN_DISK_GIB
 #             NEED_CURL (true|false) GPU_TOOLKIT (host|operator|none) INSTALL_DRIVER (true|false)
 #             FLANNEL_BACKEND (K3s's flannel-backend, vxlan by default)
+#             IMAGES_DISK_GIB (extra GiB the images need, 0 = none)
 # The gpu-toolkit line says which GPU case the node is in, as key=value fields after the status:
 #   case=host|operator|jetson|none runtime=<path of nvidia-container-runtime, or none>
 : "${EXPECT_ARCH:?}" "${GPU:?}" "${MIN_MEMORY_MIB:?}" "${MIN_DISK_GIB:?}" "${NEED_CURL:?}" "${FLANNEL_BACKEND:?}"
-: "${GPU_TOOLKIT:?}" "${INSTALL_DRIVER:?}"
+: "${GPU_TOOLKIT:?}" "${INSTALL_DRIVER:?}" "${IMAGES_DISK_GIB:?}"
 printf 'started\tok\t%s\n' "$(date +%s)"  # when this run began: the smoke step's installSeconds counts from here
 failures=""
 report() {
@@ -82,10 +83,11 @@ disk_dir=/var/lib
 [ -d /var/lib/rancher ] && disk_dir=/var/lib/rancher
 free_kib=$(df -Pk "$disk_dir" | awk 'NR == 2 { print $4 }')
 free_gib=$((free_kib / 1048576))
-if [ "$free_gib" -ge "$MIN_DISK_GIB" ]; then
+need_gib=$((MIN_DISK_GIB + ${IMAGES_DISK_GIB:-0}))
+if [ "$free_gib" -ge "$need_gib" ]; then
   report disk ok "${free_gib} GiB free on $disk_dir"
 else
-  report disk fail "${free_gib} GiB free on $disk_dir, the profile needs ${MIN_DISK_GIB} GiB (preflight.minDiskGiB)"
+  report disk fail "${free_gib} GiB free on $disk_dir, the profile needs ${MIN_DISK_GIB} GiB (preflight.minDiskGiB) + ${IMAGES_DISK_GIB:-0} GiB for images (images.diskGiB, k3s.airgap.platformImages)"
 fi
 
 mem_kib=$(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo)

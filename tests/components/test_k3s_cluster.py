@@ -253,7 +253,7 @@ def airgap_files(directory) -> dict[str, str]:
 
 
 def test_airgapped_edge_copies_files_and_installs_without_downloads(tmp_path):
-    run = harness.run_stack("edge", overrides={"k3s": {"airgap": airgap_files(tmp_path)}})
+    run = harness.run_stack("edge", overrides={"k3s": {"airgap": airgap_files(tmp_path)}, "kubeflow": {"manifestsPath": "./manifests"}})
     copies = {r.name: r for r in run.by_type("command:remote:CopyToRemote")}
     assert {c.inputs["remotePath"] for c in copies.values()} == {
         "/var/lib/kubeflow-k3s/staged/k3s",

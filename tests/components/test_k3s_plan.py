@@ -121,6 +121,7 @@ def test_airgap_installs_from_staged_files(tmp_path):
         (tmp_path / name).write_text(f"content of {key}")
     raw = stack_raw("edge")
     raw["k3s"] = {"airgap": {key: str(tmp_path / name) for key, name in files.items()}}
+    raw["kubeflow"] = {"manifestsPath": "./manifests"}  # air-gapped Kubeflow renders from a local tree
     s = parse_settings(raw, "edge")
     params = k3s_plan.install_params(s, s.nodes[0])
     assert params["INSTALL_URL"] == "" and params["IMAGES_FILE"] == "k3s-airgap-images-arm64.tar.zst"
@@ -192,7 +193,8 @@ def test_a_missing_air_gap_file_is_a_config_error_naming_the_key(tmp_path):
 
     raw = stack_raw("edge")
     raw["k3s"] = {"airgap": {"binary": str(tmp_path / "nope"), "images": str(tmp_path / "i.tar"),
-                             "installScript": str(tmp_path / "install.sh")}}
+                             "installScript": str(tmp_path / "install.sh"), "platformImages": str(tmp_path / "b")}}
+    raw["kubeflow"] = {"manifestsPath": str(tmp_path / "manifests")}
     s = parse_settings(raw, "edge")
     with pytest.raises(ConfigError, match="k3s.airgap.binary"):
         k3s_plan.staged_sha256(s)

@@ -34,6 +34,9 @@ def all_rendered_scripts():
                 for name in ("member.sh", "leave.sh"):
                     yield f"{stack}/{node.name}/{name}", scripts.render(name, k3s_plan.member_params(s, node, runner))
             yield f"{stack}/{node.name}/uninstall", scripts.render("uninstall.sh", k3s_plan.uninstall_params(node))
+            from components import node_images_plan  # issue 15: pre-pull list, platform bundle, registries.yaml
+            for what, text in node_images_plan.node_scripts(s, node).items():
+                yield f"{stack}/{node.name}/{what}", text
         yield f"{stack}/joined", scripts.render("joined.sh", {"NODE_NAME": "agent-1"})
         for name in ("stage-dir.sh", "unstage.sh"):
             yield f"{stack}/{name}", scripts.render(name, {"NODE_NAME": "n1", "STAGE_DIR": k3s_plan.STAGE_DIR})

@@ -186,8 +186,9 @@ def test_kubeflow_component_switch_touches_only_that_component(stack, key, runs)
     # (stacks/kubeflow_components.py), and the footprint guard re-checks the nodes (its figures changed).
     for needed, _why in kubeflow_components.REQUIRES.get(key, ()):
         words += component_words(needed)
+    # Issue 15: each node's pre-pull list names the component's images, so the list follows the switch.
     strays = {u for u in change.touched - smoke_rerun(change)
-              if not named_for(change, u, words) and not u.endswith("::kubeflow-footprint")}
+              if not named_for(change, u, words) and not u.endswith("::kubeflow-footprint") and not u.endswith("-prepull")}
     assert not strays, (
         f"switching kubeflow.components.{key} to {switched} touched resources outside that component "
         f"(names without any of {words}):\n{change.names(strays)}\n\nfull change:\n{change.describe()}"

@@ -208,7 +208,7 @@ def test_destroy_removes_the_air_gap_staging_files(stack, tmp_path):
 
     files = tmp_path / "airgap"
     files.mkdir()
-    run = harness.run_stack(stack, overrides={"k3s": {"airgap": airgap_files(files)}})
+    run = harness.run_stack(stack, overrides={"k3s": {"airgap": airgap_files(files)}, "kubeflow": {"manifestsPath": "./manifests"}})
     staged = {r.inputs["remotePath"] for r in run.by_type("command:remote:CopyToRemote")}
     for r in commands(run):
         if "-stage-" in r.name:
