@@ -7,10 +7,10 @@ from typing import Any
 
 import pulumi
 
-from .settings import NS, ConfigError, Settings, parse_settings
+from .settings import NS, ConfigError, Settings, parse_settings, password_problem
 
 STRUCTURED_KEYS = ("ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow")
-SECRET_KEYS = ("sshPrivateKey", "k3sToken", "adminPassword")
+SECRET_KEYS = ("sshPrivateKey", "k3sToken", "adminPassword", "identityProviderSecret")
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class Secrets:
     ssh_private_key: pulumi.Output[str] | None
     k3s_token: pulumi.Output[str] | None
     admin_password: pulumi.Output[str] | None
+    # the client secret (oidc, github, google) or bind password (ldap) of kubeflow.identityProvider
+    identity_provider_secret: pulumi.Output[str] | None = None
 
 
 def load() -> tuple[Settings, Secrets]:
@@ -36,9 +38,21 @@ def load() -> tuple[Settings, Secrets]:
         raise ConfigError(
             [("sshPrivateKey", "is required for SSH nodes: `pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519`")]
         )
+    # The program sees the plain config value; checking it here fails `pulumi preview` with the key named,
+    # before bcrypt would raise inside an apply half-way through `pulumi up`.
+    problem = password_problem("adminPassword", pulumi.runtime.get_config(f"{NS}:adminPassword"))
+    if problem:
+        raise ConfigError([problem])
+    if settings.kubeflow.identity_provider is not None and "identityProviderSecret" not in present:
+        kind = settings.kubeflow.identity_provider.type
+        what = "bind password" if kind == "ldap" else "client secret"
+        raise ConfigError([("identityProviderSecret", f"kubeflow.identityProvider ({kind}) needs its {what}: "
+                            "`pulumi config set --secret identityProviderSecret`")])
     secrets = Secrets(
         ssh_private_key=cfg.require_secret("sshPrivateKey") if "sshPrivateKey" in present else None,
         k3s_token=cfg.require_secret("k3sToken") if "k3sToken" in present else None,
         admin_password=cfg.require_secret("adminPassword") if "adminPassword" in present else None,
+        identity_provider_secret=(cfg.require_secret("identityProviderSecret")
+                                  if "identityProviderSecret" in present else None),
     )
     return settings, secrets
