@@ -177,15 +177,22 @@ def offline_tree(upstream: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
     return tree
 
 
-def kustomize_build(directory: pathlib.Path | str) -> list[dict]:
-    """Real kustomize over a directory; fails the test with kustomize's message."""
-    import subprocess
-
+def load_yaml(text: str) -> list[dict]:
+    """YAML documents with libyaml's parser where available (the rendered trees are megabytes)."""
     import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [d for d in yaml.load_all(text, Loader=loader) if d]
+
+
+def kustomize_build(directory: pathlib.Path | str, text: bool = False):
+    """Real kustomize over a directory (its objects, or its YAML with text=True); fails the test with
+    kustomize's message."""
+    import subprocess
 
     cmd = kustomize_cmd()
     assert cmd is not None, "no kustomize or kubectl binary"
     result = subprocess.run([*cmd, str(directory)], capture_output=True, text=True)
     if result.returncode != 0:
         raise AssertionError(f"kustomize build {directory} failed: {result.stderr}")
-    return [d for d in yaml.safe_load_all(result.stdout) if d]
+    return result.stdout if text else load_yaml(result.stdout)
