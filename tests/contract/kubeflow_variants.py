@@ -62,3 +62,11 @@ def run(name: str, runs: dict[str, harness.Run] | None = None) -> harness.Run:
         _runs[name] = harness.run_stack(stack, overrides=overrides,
                                         secrets={"sshPrivateKey": harness.FAKE_SECRETS["sshPrivateKey"], **secrets})
     return _runs[name]
+
+
+def run_settings(name: str):
+    """The parsed settings of a checked-in stack or a variant."""
+    from stacks.settings import parse_settings
+
+    stack, out = raw(name)
+    return parse_settings(out, stack)
