@@ -175,3 +175,24 @@ def harness_containers(d: dict) -> list[dict]:
     if not spec:
         return []
     return [*(spec.get("initContainers") or []), *spec["containers"]]
+
+
+@pytest.mark.parametrize("variant", ["edge", "edge-mixed"])
+def test_every_kfp_standalone_patch_changes_the_rendering(upstream, variant):
+    if up.kustomize_cmd() is None:
+        pytest.skip("no kustomize or kubectl binary installed")
+    stack, raw = kv.raw("edge")
+    if variant == "edge-mixed":
+        raw["nodes"] = [*raw["nodes"], {"name": "pi-1", "host": "192.0.2.41", "role": "agent", "arch": "arm64"}]
+    s = rs.settings(upstream, raw, variant)
+    base = rs.kfp_standalone_upstream(s)
+    _, after = rs.kfp_standalone(s)
+    after_by_key = {key(d): d for d in after}
+    overlay = __import__("components.kfp_plan", fromlist=["plan"]).plan(s).overlay
+    for patch in overlay.patches:
+        [target] = _targets(patch, base)
+        if patch.delete:
+            assert key(target) not in after_by_key
+        else:
+            assert apply([copy.deepcopy(target)], ov.Overlay("x", (patch,))) != [target]
+            assert after_by_key[key(target)] != target
