@@ -270,9 +270,6 @@ class KubeflowSettings:
     # upstream image name (no tag) -> replacement reference (kubeflow.images)
     images: Mapping[str, str] = field(default_factory=dict)
 
-    def image_override(self, name: str) -> str | None:
-        return self.images.get(name)
-
 
 def password_problem(key: str, value: str | None) -> tuple[str, str] | None:
     """A (key, message) when a password cannot become a Dex (bcrypt) hash; checked by stacks/config.py
