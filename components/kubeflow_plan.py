@@ -507,6 +507,7 @@ def step_patches(settings: Settings, step: Step) -> tuple[tuple[Patch, ...], tup
         patches.append(_delete_secret("mysql-secret", "kubeflow"))
         patches.append(mysql_root_password_patch())
         patches.extend(kfp_image_patches(settings, KFP_DEPLOYMENTS_FULL))
+        patches.extend(kfp_profile_frontend_patch(settings))
     elif step.name == "katib":
         patches.append(_delete_secret("katib-mysql-secrets", "kubeflow"))
     elif step.name == "model-registry":
@@ -571,6 +572,22 @@ def kfp_image_patches(settings: Settings, deployments: tuple[str, ...], namespac
             "workflowDefaults": yaml.safe_dump({"spec": {"nodeSelector": {ARCH_LABEL: "amd64"}}})}},
             why="pipeline steps start with KFP's amd64-only driver and launcher"))
     return out
+
+
+FRONTEND_IMAGE = "ghcr.io/kubeflow/kfp-frontend"
+
+
+def kfp_profile_frontend_patch(settings: Settings) -> list[Patch]:
+    """Multi-user KFP's profile controller starts an artifact UI in every profile namespace with
+    `<FRONTEND_IMAGE>:<FRONTEND_TAG>` (its sync.py): an override of kfp-frontend goes there too."""
+    if FRONTEND_IMAGE not in settings.kubeflow.images:
+        return []
+    name, tag, digest = ov.split_image(override_image(f"{FRONTEND_IMAGE}:{versions.KFP_VERSION}", settings))
+    tag = (tag or versions.KFP_VERSION) + (f"@{digest}" if digest else "")
+    return [Patch("Deployment", "kubeflow-pipelines-profile-controller", "kubeflow", merge={"spec": {"template": {"spec": {
+        "containers": [{"name": "profile-controller", "env": [{"name": "FRONTEND_IMAGE", "value": name},
+                                                              {"name": "FRONTEND_TAG", "value": tag}]}]}}}},
+        why="kubeflow.images: the artifact UI the profile controller starts in each profile namespace")]
 
 
 def mysql_root_password_patch() -> Patch:

@@ -15,6 +15,7 @@ IMAGES = {
     "ghcr.io/dexidp/dex": "registry.example.com/mirror/dex",  # no tag: keeps upstream's
     "ghcr.io/kubeflow/kfp-api-server": "registry.example.com/kfp/api-server:2.16.0-patched",
     "ghcr.io/kubeflow/kfp-driver": "registry.example.com/kfp/driver:2.16.0-patched",
+    "ghcr.io/kubeflow/kfp-frontend": "registry.example.com/kfp/frontend:2.16.0-patched",
 }
 
 

@@ -162,6 +162,10 @@ def test_image_overrides_reach_every_image_they_name(rendered):
     assert env["V2_DRIVER_IMAGE"] == images["ghcr.io/kubeflow/kfp-driver"]
     assert env["V2_LAUNCHER_IMAGE"] == "ghcr.io/kubeflow/kfp-launcher:2.16.0"  # not overridden
     assert hit == set(images) - {"ghcr.io/kubeflow/kfp-driver"}
+    # the artifact UI the multi-user profile controller starts per profile namespace
+    [ctl] = [d for d in steps["pipelines"] if key(d) == ("Deployment", "kubeflow", "kubeflow-pipelines-profile-controller")]
+    env = {e["name"]: e.get("value") for e in ctl["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert f"{env['FRONTEND_IMAGE']}:{env['FRONTEND_TAG']}" == images["ghcr.io/kubeflow/kfp-frontend"]
 
 
 def containers(d: dict) -> list[dict]:
