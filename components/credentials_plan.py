@@ -86,6 +86,27 @@ SECRETS: dict[str, SecretSpec] = {
     )
 }
 
+USER_PASSWORD_LENGTH = 24
+CONNECTOR_SECRET = "dex-connector-secret"
+
+
+def user_password_hash(email: str) -> str:
+    """The value name of a kubeflow.users entry's Dex hash (its password is generated per user)."""
+    return f"user-password-hash:{email}"
+
+
+def dex_passwords(logins, connector: bool, connector_env: str) -> SecretSpec:
+    """`auth/dex-passwords` for the stack's logins (kubeflow_plan.logins): one bcrypt hash per person,
+    in the variable Dex's config names with `hashFromEnv` (the Deployment reads the Secret with
+    envFrom), plus the identity provider's secret when one is configured."""
+    data: dict[str, str | Literal] = {
+        login.env: ADMIN_PASSWORD_HASH if login.admin else user_password_hash(login.email) for login in logins
+    }
+    if connector:
+        data[connector_env] = CONNECTOR_SECRET
+    return SecretSpec("dex-passwords", "auth", data, SECRETS["dex-passwords"].replaces)
+
+
 BCRYPT_ROUNDS = 12  # as upstream's documented hash ($2y$12$...)
 _STD_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _BCRYPT_B64 = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

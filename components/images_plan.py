@@ -267,7 +267,9 @@ def stack_images(settings: Settings) -> StackImages:
     missing: list[str] = []
     for key in kustomize_keys(settings):
         if key in d["kustomize"]:
-            images |= _decode(d["kustomize"][key])
+            # kubeflow.images rewrites what the overlays apply (kustomize `images:` and KFP's driver/launcher
+            # env patches), exactly as kubeflow_plan.override_image maps a reference; Helm releases keep theirs.
+            images |= {Image(kubeflow_plan.override_image(i.ref, settings), i.where) for i in _decode(d["kustomize"][key])}
         else:
             missing.append(key)
     inexact: list[str] = []

@@ -37,6 +37,13 @@ K3S_CNI_BIN_DIR = "/var/lib/rancher/k3s/data/cni"
 K3S_CNI_CONF_DIR = "/var/lib/rancher/k3s/agent/etc/cni/net.d"
 
 INGRESS_GATEWAY = "istio-ingressgateway"  # release name: the chart derives `istio: ingressgateway` from it
+# The ingress gateway's service account: the identity Kubeflow 26.03 authorizes. Its AuthorizationPolicies
+# (dashboard, jupyter, volumes, tensorboards, ml-pipeline-ui, katib-ui, kserve-models, model-registry UI)
+# and the profiles controller's ISTIO_INGRESS_GATEWAY_PRINCIPAL admit only this principal; the gateway
+# chart would otherwise name the account after the release (`istio-ingressgateway`) and, with
+# `global-deny-all`, every page after login would answer "RBAC: access denied".
+# tests/contract/test_kubeflow_mesh_authz.py proves it equals what upstream renders.
+INGRESS_SERVICE_ACCOUNT = "istio-ingressgateway-service-account"
 INGRESS_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 LOCAL_GATEWAY = "cluster-local-gateway"
 LOCAL_LABELS = {"app": "cluster-local-gateway", "istio": "cluster-local-gateway"}
@@ -143,6 +150,12 @@ def istiod_values(settings: Settings) -> dict[str, Any]:
     return values
 
 
+def ingress_gateway_principal() -> str:
+    """The SPIFFE principal (trust domain / namespace / service account) of the ingress gateway's pods:
+    the one place the program states the identity Kubeflow's policies must admit."""
+    return f"{mesh_config()['trustDomain']}/ns/{NAMESPACE}/sa/{INGRESS_SERVICE_ACCOUNT}"
+
+
 def _gateway_ports(settings: Settings) -> list[dict[str, Any]]:
     # Kubeflow's port layout: the proxy listens on 8080/8443, so it needs no low-port sysctl.
     http = {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080}
@@ -164,6 +177,7 @@ def ingress_gateway_values(settings: Settings) -> dict[str, Any]:
     return {
         "labels": dict(INGRESS_LABELS),
         "securityContext": dict(GATEWAY_POD_SECURITY),
+        "serviceAccount": {"name": INGRESS_SERVICE_ACCOUNT},
         "service": {
             # laptop/edge: LoadBalancer through K3s's ServiceLB (ports 80/443 on the node; Traefik is
             # disabled so they are free). cloud: NodePort for an existing load balancer, or LoadBalancer.

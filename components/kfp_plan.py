@@ -24,7 +24,8 @@ from stacks import versions
 from stacks.settings import Settings
 
 from .kubeflow_overlay import Overlay, Patch
-from .kubeflow_plan import as_overlay_resource, mysql_root_password_patch, overlay_dir
+from .kubeflow_plan import (KFP_DEPLOYMENTS_STANDALONE, as_overlay_resource, kfp_image_patches, kustomize_images,
+                            mysql_root_password_patch, overlay_dir)
 
 CLUSTER_SCOPED = "cluster-scoped-resources"
 PLATFORM_AGNOSTIC = "env/platform-agnostic"
@@ -35,20 +36,22 @@ UI_SERVICE = "ml-pipeline-ui"
 MANIFESTS_COPY = "applications/pipeline/upstream"
 
 # (deployment, container) -> (cpu request m, memory request Mi, cpu limit m, memory limit Mi).
-# Requests are what a single-user edge KFP idles at; limits leave room for bursts (the API server
-# and MySQL during a run, the visualization server rendering). MySQL's 384Mi fits 8.4's default
-# 128 MiB buffer pool with room for connections.
+# Requests are what a single-user edge KFP idles at; limits are at or above what upstream's 2.16.0
+# manifests *request* (api-server 250m/500Mi, persistenceagent 120m/500Mi, visualization 30m/500Mi,
+# mysql 100m/800Mi, workflow-controller 100m/500Mi; tests/contract/test_kfp_edge_footprint.py checks
+# each against the rendered objects), so a burst to upstream's own sizing is never OOM-killed. Where
+# upstream requests nothing, the limit is 128Mi or more.
 TRIM: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("ml-pipeline", "ml-pipeline-api-server"): (60, 256, 500, 512),
-    ("ml-pipeline-persistenceagent", "ml-pipeline-persistenceagent"): (20, 64, 200, 128),
+    ("ml-pipeline-persistenceagent", "ml-pipeline-persistenceagent"): (20, 64, 200, 512),
     ("ml-pipeline-scheduledworkflow", "ml-pipeline-scheduledworkflow"): (10, 48, 100, 128),
     ("ml-pipeline-ui", "ml-pipeline-ui"): (20, 96, 200, 256),
     ("ml-pipeline-viewer-crd", "ml-pipeline-viewer-crd"): (10, 32, 100, 128),
     ("ml-pipeline-visualizationserver", "ml-pipeline-visualizationserver"): (20, 128, 500, 512),
-    ("mysql", "mysql"): (80, 384, 1000, 768),
+    ("mysql", "mysql"): (80, 384, 1000, 1024),
     ("seaweedfs", "seaweedfs"): (40, 128, 500, 512),
-    ("workflow-controller", "workflow-controller"): (40, 96, 500, 256),
-    ("cache-deployer-deployment", "main"): (10, 32, 100, 64),
+    ("workflow-controller", "workflow-controller"): (40, 96, 500, 512),
+    ("cache-deployer-deployment", "main"): (10, 32, 100, 128),
     ("cache-server", "server"): (10, 32, 100, 128),
     ("metadata-envoy-deployment", "container"): (10, 32, 100, 128),
     ("metadata-grpc-deployment", "container"): (20, 64, 200, 256),
@@ -113,11 +116,41 @@ def plan(settings: Settings) -> KfpPlan:
             p = Patch("Deployment", "mysql", NAMESPACE, merge={"spec": {"template": {"spec": {"containers": [container]}}}},
                       why="requests and limits; a root password instead of an empty one")
         patches.append(p)
+    patches.extend(kfp_image_patches(settings, KFP_DEPLOYMENTS_STANDALONE, NAMESPACE))
     return KfpPlan(
         cluster_scoped=source(settings, CLUSTER_SCOPED),
         env_directory=directory,
-        overlay=Overlay(env, tuple(patches)),
+        overlay=Overlay(env, tuple(_merge_by_target(patches)), images=kustomize_images(settings)),
     )
+
+
+def _merge_by_target(patches: list[Patch]) -> list[Patch]:
+    """One patch per object: the trim, the driver/launcher env and the amd64 pin of a Deployment merged
+    (strategic merge lists of containers merge by name, so bodies combine without loss)."""
+    out: dict[tuple, Patch] = {}
+    for p in patches:
+        key = (p.kind, p.name, p.namespace, p.delete)
+        if key in out and not p.delete:
+            prev = out[key]
+            out[key] = Patch(p.kind, p.name, p.namespace, merge=_deep_merge(prev.merge, p.merge),
+                             why=f"{prev.why}; {p.why}")
+        else:
+            out[key] = p
+    return list(out.values())
+
+
+def _deep_merge(a, b):
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = _deep_merge(a[k], v) if k in a else v
+        return out
+    if isinstance(a, list) and isinstance(b, list) and all(isinstance(x, dict) and "name" in x for x in a + b):
+        by_name = {x["name"]: x for x in a}
+        for x in b:
+            by_name[x["name"]] = _deep_merge(by_name[x["name"]], x) if x["name"] in by_name else x
+        return list(by_name.values())
+    return b
 
 
 def port_forward(local_port: int = 8080) -> str:

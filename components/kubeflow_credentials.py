@@ -35,7 +35,10 @@ class KubeflowCredentials(pulumi.ComponentResource):
         admin_password: pulumi.Input[str] | None,
         with_admin: bool,
         opts: pulumi.ResourceOptions | None = None,
+        users: Sequence[tuple[str, str]] = (),
+        connector_secret: pulumi.Input[str] | None = None,
     ):
+        """`users`: (email, profile) of each kubeflow.users login that gets a generated password."""
         super().__init__("kubeflow-k3s:kubeflow:Credentials", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -46,6 +49,7 @@ class KubeflowCredentials(pulumi.ComponentResource):
             )
 
         self.values = {key: generate(key, plan.GENERATED[key]) for key in sorted(set(needed))}
+        self.user_passwords: dict[str, pulumi.Output[str]] = {}
         self.generated_admin = False
         self.admin_password = pulumi.Output.secret("")
         if with_admin:
@@ -54,10 +58,29 @@ class KubeflowCredentials(pulumi.ComponentResource):
                 admin_password = generate(plan.ADMIN_PASSWORD, plan.ADMIN_PASSWORD_LENGTH)
             self.admin_password = pulumi.Output.secret(admin_password)
             seed = generate("dex-hash-salt-seed", plan.GENERATED["dex-hash-salt-seed"])
-            self.values[plan.ADMIN_PASSWORD_HASH] = pulumi.Output.secret(
-                pulumi.Output.all(self.admin_password, seed).apply(lambda a: plan.dex_password_hash(a[0], a[1]))
-            )
-        self.register_outputs({"generated": sorted(self.values), "generatedAdminPassword": self.generated_admin})
+
+            def hashed(password: pulumi.Input[str]) -> pulumi.Output[str]:
+                return pulumi.Output.secret(
+                    pulumi.Output.all(password, seed).apply(lambda a: plan.dex_password_hash(a[0], a[1])))
+
+            self.values[plan.ADMIN_PASSWORD_HASH] = hashed(self.admin_password)
+            # One generated password per user (the profile name keeps the resource name stable and unique).
+            for email, profile in users:
+                password = generate(f"user-password-{profile}", plan.USER_PASSWORD_LENGTH)
+                self.user_passwords[email] = password
+                self.values[plan.user_password_hash(email)] = hashed(password)
+        if connector_secret is not None:
+            self.values[plan.CONNECTOR_SECRET] = pulumi.Output.secret(connector_secret)
+        self.register_outputs({"generated": sorted(self.values), "generatedAdminPassword": self.generated_admin,
+                               "userLogins": sorted(self.user_passwords)})
+
+    def digest(self, keys: Iterable[str]) -> pulumi.Output[str]:
+        """A short digest of the given values (secret): changes whenever one of them changes."""
+        import hashlib
+
+        keys = sorted(keys)
+        return pulumi.Output.secret(pulumi.Output.all(*[self.values[k] for k in keys]).apply(
+            lambda vs: hashlib.sha256("\0".join(f"{k}={v}" for k, v in zip(keys, vs)).encode()).hexdigest()[:16]))
 
     def secret(
         self,

@@ -32,6 +32,7 @@ def build(settings: Settings, secrets: Secrets, platform: Any) -> tuple[pulumi.R
             platform.cluster,
             admin_password=secrets.admin_password,
             ssh_private_key=secrets.ssh_private_key,
+            identity_provider_secret=secrets.identity_provider_secret,
             cert_manager_ready=_ready(platform.cert_manager),
             istio_ready=_ready(platform.istio),
             storage_ready=_ready(platform.storage),

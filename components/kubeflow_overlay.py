@@ -102,12 +102,54 @@ class ConfigMapMerge:
     literals: Mapping[str, str]
 
 
+def split_image(ref: str) -> tuple[str, str | None, str | None]:
+    """(name, tag, digest) of an image reference, as kustomize's `images` transformer reads it."""
+    digest = None
+    if "@" in ref:
+        ref, digest = ref.split("@", 1)
+    name, tag = ref, None
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        name, tag = ref[:colon], ref[colon + 1:]
+    return name, tag, digest
+
+
+def override_image(ref: str, images: Mapping[str, str]) -> str:
+    """An upstream image reference mapped through `kubeflow.images` (upstream name without tag ->
+    replacement reference) exactly as the overlays' kustomize `images:` entries rewrite it: a
+    replacement without tag or digest keeps upstream's tag."""
+    name, tag, digest = split_image(ref)
+    if name not in images:
+        return ref
+    new_name, new_tag, new_digest = split_image(images[name])
+    if new_tag or new_digest:
+        tag, digest = new_tag, new_digest
+    return new_name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+
+
+def images_entries(images: Mapping[str, str]) -> list[dict[str, str]]:
+    """kustomize `images:` entries for the overrides (sorted: the overlay text is stable)."""
+    out = []
+    for name, replacement in sorted(images.items()):
+        new_name, new_tag, new_digest = split_image(replacement)
+        entry = {"name": name, "newName": new_name}
+        if new_tag:
+            entry["newTag"] = new_tag
+        if new_digest:
+            entry["digest"] = new_digest
+        out.append(entry)
+    return out
+
+
 @dataclass(frozen=True)
 class Overlay:
     resource: str  # the upstream path or URL, as seen from the overlay directory
     patches: tuple[Patch, ...] = ()
     config_map_merges: tuple[ConfigMapMerge, ...] = ()
     namespace: str | None = None
+    # upstream image name -> replacement reference (kubeflow.images), as kustomize `images:`
+    images: Mapping[str, str] = field(default_factory=dict)
 
     def kustomization(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -127,6 +169,8 @@ class Overlay:
                 }
                 for m in self.config_map_merges
             ]
+        if self.images:
+            doc["images"] = images_entries(self.images)
         if self.patches:
             doc["patches"] = [
                 {

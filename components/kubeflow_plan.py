@@ -15,13 +15,17 @@ needs from the rendered upstream objects and checks this table against them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pathlib
 import posixpath
 from dataclasses import dataclass, field
 
+import yaml
+
 from stacks import versions
+from stacks import settings as settings_model
 from stacks.settings import Settings
 
 from . import cert_manager_plan, istio_plan
@@ -341,31 +345,105 @@ def auth_policy_rules(settings: Settings) -> dict[str, list[dict]]:
     }
 
 
+DEX_PASSWORDS_ANNOTATION = "kubeflow-k3s/dex-passwords"
+ADMIN_PASSWORD_ENV = "DEX_USER_PASSWORD"  # upstream's variable (dex-passwords, read with envFrom)
+DEX_CONNECTOR_SECRET_ENV = "DEX_CONNECTOR_SECRET"
+
+
+@dataclass(frozen=True)
+class Login:
+    """One static Dex login: who, and the variable of the `dex-passwords` Secret holding its hash."""
+
+    email: str
+    profile: str  # the Profile (namespace) the person owns
+    env: str
+    admin: bool = False
+
+
+def logins(settings: Settings) -> tuple[Login, ...]:
+    """Dex's static password entries: the admin always (a way in that does not depend on an outside
+    identity provider), and every kubeflow.users entry unless kubeflow.identityProvider is set (then
+    they log in through it, and their Profile matches the email it reports)."""
+    kf = settings.kubeflow
+    out = [Login(kf.admin_email, admin_namespace(settings), ADMIN_PASSWORD_ENV, admin=True)]
+    if kf.identity_provider is None:
+        for u in kf.users:
+            if u.email != kf.admin_email:
+                out.append(Login(u.email, u.name, "DEX_USER_PASSWORD_" + u.name.upper().replace("-", "_")))
+    return tuple(out)
+
+
+def dex_connector_callback(settings: Settings) -> str:
+    """Where the outside identity provider sends the browser back to Dex: Dex's own /callback under
+    the URL the browser uses for the gateway (register it with the provider)."""
+    return f"{dashboard_url(settings)}dex/callback"
+
+
+def dex_connector(settings: Settings) -> dict | None:
+    """The Dex connector of kubeflow.identityProvider (dexidp.io/docs/connectors/{oidc,github,google,ldap}).
+    Its secret is `$DEX_CONNECTOR_SECRET`: Dex expands environment variables in its config file
+    (DEX_EXPAND_ENV unset = on, dexidp/dex config.yaml.dist), read from `dex-passwords` by envFrom."""
+    idp = settings.kubeflow.identity_provider
+    if idp is None:
+        return None
+    c = idp.config
+    secret = f"${DEX_CONNECTOR_SECRET_ENV}"
+    redirect = dex_connector_callback(settings)
+    if idp.type == "oidc":
+        config = {"issuer": c["issuer"], "clientID": c["clientId"], "clientSecret": secret, "redirectURI": redirect,
+                  "scopes": list(c.get("scopes") or ["openid", "profile", "email", "groups"]),
+                  "insecureEnableGroups": True, "getUserInfo": True}
+    elif idp.type == "github":
+        config = {"clientID": c["clientId"], "clientSecret": secret, "redirectURI": redirect}
+        if c.get("orgs"):
+            config["orgs"] = [{"name": o} for o in c["orgs"]]
+    elif idp.type == "google":
+        config = {"clientID": c["clientId"], "clientSecret": secret, "redirectURI": redirect}
+        if c.get("hostedDomains"):
+            config["hostedDomains"] = list(c["hostedDomains"])
+    else:  # ldap
+        config = {
+            "host": c["host"], "insecureNoSSL": bool(c.get("insecureNoSSL", False)),
+            "bindDN": c["bindDN"], "bindPW": secret,
+            "userSearch": {
+                "baseDN": c["userBaseDN"], "filter": c.get("userFilter", "(objectClass=person)"),
+                "username": c.get("usernameAttr", "uid"), "idAttr": "DN",
+                "emailAttr": c.get("emailAttr", "mail"), "nameAttr": c.get("usernameAttr", "uid"),
+            },
+        }
+    return {"type": idp.type, "id": idp.type, "name": idp.name, "config": config}
+
+
 def dex_config(settings: Settings) -> str:
-    """Dex's config.yaml: upstream's, with the configured admin in place of user@example.com, and on
-    cloud the public issuer and redirect URL (public_identity). The password hash comes from the
-    `dex-passwords` Secret through DEX_USER_PASSWORD, the client secret from `dex-oidc-client`:
-    nothing secret is in this text. Dex serves under the issuer's path (/dex) whatever host the
-    issuer names, so in-cluster token redemption at DEX_IN_CLUSTER keeps working."""
-    email = settings.kubeflow.admin_email
-    return (
-        f"issuer: {dex_issuer(settings)}\n"
-        "storage:\n  type: kubernetes\n  config:\n    inCluster: true\n"
-        "web:\n  http: 0.0.0.0:5556\n"
-        "logger:\n  level: \"info\"\n  format: text\n"
-        "oauth2:\n  skipApprovalScreen: true\n"
-        "enablePasswordDB: true\n"
-        "staticPasswords:\n"
-        f"- email: {email}\n"
-        "  hashFromEnv: DEX_USER_PASSWORD\n"
-        f"  username: {email.split('@')[0]}\n"
-        f"  userID: \"{dex_user_id(email)}\"\n"
-        "staticClients:\n"
-        "- idEnv: OIDC_CLIENT_ID\n"
-        f"  redirectURIs: [\"{oauth2_redirect_url(settings)}\"]\n"
-        "  name: 'Dex Login Application'\n"
-        "  secretEnv: OIDC_CLIENT_SECRET\n"
-    )
+    """Dex's config.yaml: upstream's, with the configured admin and users in place of user@example.com
+    (each password hash from its variable of the `dex-passwords` Secret, `hashFromEnv`), an outside
+    identity provider as a connector when configured, and on cloud the public issuer and redirect URL
+    (public_identity). The client secret comes from `dex-oidc-client`: nothing secret is in this
+    text. Dex serves under the issuer's path (/dex) whatever host the issuer names, so in-cluster
+    token redemption at DEX_IN_CLUSTER keeps working."""
+    config: dict = {
+        "issuer": dex_issuer(settings),
+        "storage": {"type": "kubernetes", "config": {"inCluster": True}},
+        "web": {"http": "0.0.0.0:5556"},
+        "logger": {"level": "info", "format": "text"},
+        "oauth2": {"skipApprovalScreen": True},
+        "enablePasswordDB": True,
+        "staticPasswords": [
+            {"email": login.email, "hashFromEnv": login.env, "username": login.email.split("@")[0],
+             "userID": dex_user_id(login.email)}
+            for login in logins(settings)
+        ],
+        "staticClients": [{
+            "idEnv": "OIDC_CLIENT_ID",
+            "redirectURIs": [oauth2_redirect_url(settings)],
+            "name": "Dex Login Application",
+            "secretEnv": "OIDC_CLIENT_SECRET",
+        }],
+    }
+    connector = dex_connector(settings)
+    if connector:
+        config["connectors"] = [connector]
+    return yaml.safe_dump(config, sort_keys=False, width=1000)
 
 
 def gateway_servers(settings: Settings) -> list[dict]:
@@ -413,8 +491,9 @@ def step_patches(settings: Settings, step: Step) -> tuple[tuple[Patch, ...], tup
         patches.append(_delete_secret("dex-oidc-client", "auth"))
         config = dex_config(settings)
         patches.append(Patch("ConfigMap", "dex", "auth", merge={"data": {"config.yaml": config}},
-                             why="the configured admin instead of user@example.com"))
-        # Dex reads its config at start: a new admin email must restart it.
+                             why="the configured admin and users instead of user@example.com"))
+        # Dex reads its config at start: a new admin email or user must restart it. (A changed
+        # password restarts it through DEX_PASSWORDS_ANNOTATION, set by components/kubeflow.py.)
         digest = hashlib.sha256(config.encode()).hexdigest()[:16]
         patches.append(Patch("Deployment", "dex", "auth", merge={
             "spec": {"template": {"metadata": {"annotations": {"kubeflow-k3s/dex-config": digest}}}}
@@ -427,6 +506,8 @@ def step_patches(settings: Settings, step: Step) -> tuple[tuple[Patch, ...], tup
         patches.append(_delete_secret("mlpipeline-minio-artifact", "kubeflow"))
         patches.append(_delete_secret("mysql-secret", "kubeflow"))
         patches.append(mysql_root_password_patch())
+        patches.extend(kfp_image_patches(settings, KFP_DEPLOYMENTS_FULL))
+        patches.extend(kfp_profile_frontend_patch(settings))
     elif step.name == "katib":
         patches.append(_delete_secret("katib-mysql-secrets", "kubeflow"))
     elif step.name == "model-registry":
@@ -438,6 +519,75 @@ def step_patches(settings: Settings, step: Step) -> tuple[tuple[Patch, ...], tup
                 "validates in the same Directory never meet an unserved webhook",
         ))
     return tuple(patches), tuple(merges)
+
+
+# Deployments of KFP 2.16 that run an amd64-only image (settings.KFP_AMD64_ONLY_IMAGES), in full
+# Kubeflow and standalone; tests/contract/test_kubeflow_images.py derives both from the rendered objects.
+KFP_DEPLOYMENTS_FULL = (
+    "cache-server", "metadata-envoy-deployment", "metadata-grpc-deployment", "metadata-writer", "ml-pipeline",
+    "ml-pipeline-persistenceagent", "ml-pipeline-scheduledworkflow", "ml-pipeline-ui", "ml-pipeline-viewer-crd",
+    "ml-pipeline-visualizationserver",
+)
+KFP_DEPLOYMENTS_STANDALONE = ("cache-deployer-deployment", *KFP_DEPLOYMENTS_FULL)
+ARCH_LABEL = "kubernetes.io/arch"
+# KFP's API server starts every pipeline step's driver and launcher with these images (env of ml-pipeline).
+KFP_RUNTIME_IMAGES = {"V2_DRIVER_IMAGE": "ghcr.io/kubeflow/kfp-driver", "V2_LAUNCHER_IMAGE": "ghcr.io/kubeflow/kfp-launcher"}
+
+
+def kustomize_images(settings: Settings) -> dict[str, str]:
+    """kubeflow.images, applied to every generated overlay through kustomize `images:`."""
+    return dict(settings.kubeflow.images)
+
+
+def override_image(ref: str, settings: Settings) -> str:
+    """An upstream image reference as this stack runs it (kubeflow.images applied): for the per-stack
+    image list (pre-pull, air-gap bundle)."""
+    return ov.override_image(ref, settings.kubeflow.images)
+
+
+def pin_kfp_to_amd64(settings: Settings) -> bool:
+    """A cluster with amd64 and other nodes, and an amd64-only KFP image without override: KFP's pods
+    (and pipeline steps, whose driver and launcher are KFP images) run on the amd64 nodes. A cluster
+    without amd64 nodes is refused in settings (kubeflow.images) unless every image has an override."""
+    arches = {n.arch for n in settings.nodes}
+    missing = [i for i in settings_model.KFP_AMD64_ONLY_IMAGES if i not in settings.kubeflow.images]
+    return "amd64" in arches and len(arches) > 1 and bool(missing)
+
+
+def kfp_image_patches(settings: Settings, deployments: tuple[str, ...], namespace: str = "kubeflow") -> list[Patch]:
+    """The driver/launcher images of kubeflow.images (env values kustomize `images:` cannot reach), and
+    in mixed-architecture clusters KFP pinned to amd64 nodes (its Deployments and, through Argo's
+    workflowDefaults, every pipeline run's pods)."""
+    out: list[Patch] = []
+    env = [{"name": var, "value": override_image(f"{image}:{versions.KFP_VERSION}", settings)}
+           for var, image in sorted(KFP_RUNTIME_IMAGES.items()) if image in settings.kubeflow.images]
+    if env:
+        out.append(Patch("Deployment", "ml-pipeline", namespace, merge={"spec": {"template": {"spec": {"containers": [
+            {"name": "ml-pipeline-api-server", "env": env}]}}}}, why="kubeflow.images: the driver and launcher images"))
+    if pin_kfp_to_amd64(settings):
+        for d in deployments:
+            out.append(Patch("Deployment", d, namespace, merge={"spec": {"template": {"spec": {
+                "nodeSelector": {ARCH_LABEL: "amd64"}}}}}, why="KFP 2.16's images are amd64 only (kubeflow/pipelines#12705)"))
+        out.append(Patch("ConfigMap", "workflow-controller-configmap", namespace, merge={"data": {
+            "workflowDefaults": yaml.safe_dump({"spec": {"nodeSelector": {ARCH_LABEL: "amd64"}}})}},
+            why="pipeline steps start with KFP's amd64-only driver and launcher"))
+    return out
+
+
+FRONTEND_IMAGE = "ghcr.io/kubeflow/kfp-frontend"
+
+
+def kfp_profile_frontend_patch(settings: Settings) -> list[Patch]:
+    """Multi-user KFP's profile controller starts an artifact UI in every profile namespace with
+    `<FRONTEND_IMAGE>:<FRONTEND_TAG>` (its sync.py): an override of kfp-frontend goes there too."""
+    if FRONTEND_IMAGE not in settings.kubeflow.images:
+        return []
+    name, tag, digest = ov.split_image(override_image(f"{FRONTEND_IMAGE}:{versions.KFP_VERSION}", settings))
+    tag = (tag or versions.KFP_VERSION) + (f"@{digest}" if digest else "")
+    return [Patch("Deployment", "kubeflow-pipelines-profile-controller", "kubeflow", merge={"spec": {"template": {"spec": {
+        "containers": [{"name": "profile-controller", "env": [{"name": "FRONTEND_IMAGE", "value": name},
+                                                              {"name": "FRONTEND_TAG", "value": tag}]}]}}}},
+        why="kubeflow.images: the artifact UI the profile controller starts in each profile namespace")]
 
 
 def mysql_root_password_patch() -> Patch:
@@ -458,11 +608,16 @@ def plan(settings: Settings) -> tuple[PlannedStep, ...]:
     out = []
     for step in steps:
         patches, merges = step_patches(settings, step)
+        if step.namespace:
+            # Its kustomization renders objects without a namespace (the Directory gives them
+            # step.namespace later): a target naming a namespace would match nothing.
+            patches = tuple(dataclasses.replace(p, namespace=None) for p in patches)
         directory = overlay_dir(settings, step.name)
         overlay = None
         target = source(settings, step.path)
-        if patches or merges:
-            overlay = Overlay(overlay_resource(settings, step.path, directory), patches, merges)
+        images = kustomize_images(settings)
+        if patches or merges or images:
+            overlay = Overlay(overlay_resource(settings, step.path, directory), patches, merges, images=images)
             target = directory
         out.append(PlannedStep(
             step=step,
@@ -481,17 +636,31 @@ def profile_name(email: str) -> str:
     return (local or "user")[:63]
 
 
+def admin_namespace(settings: Settings) -> str:
+    """The admin's own Profile namespace: the kubeflow.users entry with the admin's email, else one
+    named after the admin email's local part (settings refuse a clash with a user or a platform namespace)."""
+    return settings_model.admin_profile_name(settings.kubeflow.admin_email, settings.kubeflow.users)
+
+
 def profiles(settings: Settings) -> list[dict]:
-    """One Kubeflow Profile per configured user; with none configured, one for the admin, so the
-    login always lands in a namespace of its own."""
-    users = settings.kubeflow.users
-    if not users:
-        return [{"name": profile_name(settings.kubeflow.admin_email), "email": settings.kubeflow.admin_email, "quota": None}]
-    return [{"name": u.name, "email": u.email, "quota": u.quota} for u in users]
+    """One Kubeflow Profile per configured user, and the admin's own (the admin always owns one, so the
+    login lands in a namespace of its own)."""
+    kf = settings.kubeflow
+    out = [{"name": u.name, "email": u.email, "quota": u.quota, "contributors": u.contributors} for u in kf.users]
+    if not any(u.email == kf.admin_email for u in kf.users):
+        out.insert(0, {"name": admin_namespace(settings), "email": kf.admin_email, "quota": None, "contributors": ()})
+    return out
 
 
 def profile_spec(email: str, quota) -> dict:
     spec: dict = {"owner": {"kind": "User", "name": email}}
+    hard = quota_hard(quota)
+    if hard:
+        spec["resourceQuotaSpec"] = {"hard": hard}
+    return spec
+
+
+def quota_hard(quota) -> dict[str, str]:
     hard: dict[str, str] = {}
     if quota is not None:
         if quota.cpu:
@@ -500,6 +669,71 @@ def profile_spec(email: str, quota) -> dict:
             hard["requests.memory"] = quota.memory
         if quota.gpu:
             hard["requests.nvidia.com/gpu"] = quota.gpu
-    if hard:
-        spec["resourceQuotaSpec"] = {"hard": hard}
-    return spec
+    return hard
+
+
+LIMIT_RANGE = "kubeflow-k3s-defaults"
+# Requests given to a container that states none, in a namespace with a CPU/memory quota (a quota on
+# requests.cpu/requests.memory rejects any pod with a container lacking them: Argo's init/wait
+# helpers, KFP steps without resources, Katib trials, TensorBoards). Small enough that a 3-container
+# KFP step (init, wait, main) asks 300m / 384Mi.
+DEFAULT_REQUEST = {"cpu": "100m", "memory": "128Mi"}
+
+
+def _quantity(q: str) -> float:
+    units = {"m": 1e-3, "k": 1e3, "Ki": 1024, "M": 1e6, "Mi": 1024 ** 2, "G": 1e9, "Gi": 1024 ** 3,
+             "T": 1e12, "Ti": 1024 ** 4, "P": 1e15, "Pi": 1024 ** 5, "E": 1e18, "Ei": 1024 ** 6}
+    for unit in sorted(units, key=len, reverse=True):
+        if q.endswith(unit):
+            return float(q[: -len(unit)]) * units[unit]
+    return float(q)
+
+
+def limit_range_spec(quota) -> dict | None:
+    """The LimitRange of a Profile whose quota limits CPU or memory requests: default requests for
+    containers that state none (never above the quota itself). No default limits: a limit nobody asked
+    for would OOM-kill a notebook or a training step; the quota counts requests only. GPUs need
+    nothing: an extended resource's request defaults to its limit, which GPU pods always set."""
+    hard = quota_hard(quota)
+    defaults = {}
+    for res in ("cpu", "memory"):
+        cap = hard.get(f"requests.{res}")
+        if cap is not None:
+            want = DEFAULT_REQUEST[res]
+            defaults[res] = want if _quantity(want) <= _quantity(cap) else cap
+    if not defaults:
+        return None
+    return {"limits": [{"type": "Container", "defaultRequest": defaults}]}
+
+
+def contributor_objects(namespace: str, email: str) -> dict[str, dict]:
+    """What Kubeflow's access management (KFAM, "Manage contributors") creates in a profile namespace
+    for a contributor: a RoleBinding to kubeflow-edit and an Istio policy admitting the contributor's
+    requests (identified by the kubeflow-userid header the gateway sets from the token). Keyed by kind."""
+    safe = "".join(c if c.isalnum() else "-" for c in email.lower())
+    name = f"user-{safe}-clusterrole-edit"[:253]
+    meta = {"name": name, "namespace": namespace, "annotations": {"role": "edit", "user": email}}
+    return {
+        "RoleBinding": {"metadata": meta, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                                     "name": "kubeflow-edit"},
+                        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": email}]},
+        "AuthorizationPolicy": {"metadata": meta, "spec": {"rules": [{"when": [
+            {"key": "request.headers[kubeflow-userid]", "values": [email]}]}]}},
+    }
+
+
+def sidecar_exceptions(settings: Settings) -> dict[str, dict]:
+    """Kubeflow's two Sidecar exceptions to the mesh-wide egress limit (istio_plan.default_sidecar):
+    the notebook controller culls idle notebooks by calling each notebook's kernel API in its profile
+    namespace, and ml-pipeline-ui reads artifacts through every profile namespace's artifact proxy.
+    {name: spec}, in the kubeflow namespace; only for the components that run those workloads.
+    (common/istio/istio-install/base/sidecar-prune-egress.yaml; tests check them against it.)"""
+    comps = settings.kubeflow.components
+    out = {}
+    if comps.get("notebooks"):
+        out["notebook-controller-exception"] = {"workloadSelector": {"labels": {"app": "notebook-controller"}},
+                                                "egress": [{"hosts": ["*/*"]}]}
+    if comps.get("pipelines"):
+        out["ml-pipeline-ui-exception"] = {"workloadSelector": {"labels": {"app": "ml-pipeline-ui"}},
+                                           "egress": [{"hosts": ["*/*"]}]}
+    return out

@@ -106,11 +106,6 @@ def gpu_pods(settings: Settings) -> list[dict]:
     return [gpu_pod(n.name, n.gpu, n.taints) for n in settings.gpu_nodes]
 
 
-def admin_namespace(settings: Settings) -> str:
-    """The admin's Kubeflow namespace (the issue-9 helper kubeflow_plan.admin_namespace replaces this)."""
-    return kubeflow_plan.profile_name(settings.kubeflow.admin_email)
-
-
 def checked_versions(settings: Settings) -> str:
     """What the smoke step checks, as one line in its command text: a change re-runs it."""
     parts = [f"k3s={settings.k3s.version}", f"kfp={versions.KFP_VERSION}"]
@@ -144,7 +139,7 @@ def params(settings: Settings, started: str = "", run: str = "create") -> dict[s
         # full mode: the gateway and the login
         "DASHBOARD_URL": kubeflow_plan.dashboard_url(settings) if full else "",
         "LOGIN_EMAIL": settings.kubeflow.admin_email if full else "",
-        "ADMIN_NAMESPACE": admin_namespace(settings) if full else "",
+        "ADMIN_NAMESPACE": kubeflow_plan.admin_namespace(settings) if full else "",
         "CHECK_DASHBOARD": full and comps.get("centralDashboard", False),
         "CHECK_PIPELINES": (not full) or comps.get("pipelines", False),
         "GATEWAY_NAMESPACE": kubeflow_plan.GATEWAY_NAMESPACE,

@@ -9,10 +9,10 @@ from typing import Any, Mapping
 
 import pulumi
 
-from .settings import NS, ConfigError, Settings, did_you_mean, parse_settings
+from .settings import NS, ConfigError, Settings, did_you_mean, parse_settings, password_problem
 
 STRUCTURED_KEYS = ("ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow", "smoke", "images")
-SECRET_KEYS = ("sshPrivateKey", "k3sToken", "adminPassword")
+SECRET_KEYS = ("sshPrivateKey", "k3sToken", "adminPassword", "identityProviderSecret")
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Secrets:
     # k3s.registries: registries.yaml with its secrets filled in (a secret Output), or None.
     registries: pulumi.Output[str] | None = None
     registry_secrets: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+    # the client secret (oidc, github, google) or bind password (ldap) of kubeflow.identityProvider
+    identity_provider_secret: pulumi.Output[str] | None = None
 
 
 # Kubeflow's example password (kubeflow/manifests 26.03 common/dex/base), blocked also by the policy pack.
@@ -97,6 +99,16 @@ def load() -> tuple[Settings, Secrets]:
         problems.append(
             ("sshPrivateKey", "is required for SSH nodes: `pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519`")
         )
+    # The program sees the plain config value; checking it here fails `pulumi preview` with the key named,
+    # before bcrypt would raise inside an apply half-way through `pulumi up`.
+    problem = password_problem("adminPassword", pulumi.runtime.get_config(f"{NS}:adminPassword"))
+    if problem:
+        problems.append(problem)
+    if settings.kubeflow.identity_provider is not None and "identityProviderSecret" not in present:
+        kind = settings.kubeflow.identity_provider.type
+        what = "bind password" if kind == "ldap" else "client secret"
+        problems.append(("identityProviderSecret", f"kubeflow.identityProvider ({kind}) needs its {what}: "
+                         "`pulumi config set --secret identityProviderSecret`"))
     if problems:
         raise ConfigError(problems)
     notices = secret_warnings(present, secret_config_keys()) + ignored_secret_warnings(settings, present)
@@ -109,6 +121,8 @@ def load() -> tuple[Settings, Secrets]:
         k3s_token=cfg.require_secret("k3sToken") if "k3sToken" in present else None,
         admin_password=cfg.require_secret("adminPassword") if "adminPassword" in present else None,
         **registries(settings, cfg),
+        identity_provider_secret=(cfg.require_secret("identityProviderSecret")
+                                  if "identityProviderSecret" in present else None),
     )
     return settings, secrets
 

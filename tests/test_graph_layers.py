@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from tests import harness
+from tests.arm64 import kfp_arm64_images
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 LAYERS = {
@@ -16,7 +17,8 @@ LAYERS = {
     "kubeflow-k3s:platform:Gpu": "gpu",
 }
 ISTIO_CHARTS = ["istio-base", "istio-cni", "istio-istiod", "istio-ingressgateway", "istio-local-gateway"]
-JETSON_EDGE = {"nodes": [{"name": "edge-1", "host": "192.0.2.40", "role": "server", "arch": "arm64", "gpu": "jetson"}]}
+JETSON_EDGE = {"nodes": [{"name": "edge-1", "host": "192.0.2.40", "role": "server", "arch": "arm64", "gpu": "jetson"}],
+               "kubeflow": {"images": kfp_arm64_images()}}
 NVIDIA_EDGE = {"nodes": [{"name": "edge-1", "host": "192.0.2.40", "role": "server", "arch": "amd64", "gpu": "nvidia"}]}
 
 

@@ -10,6 +10,7 @@ import yaml
 from components import gpu_plan as plan
 from components import k3s_plan
 from stacks.settings import ConfigError, parse_settings
+from tests.arm64 import kfp_arm64_images
 from tests.stacks.test_settings import stack_raw
 
 
@@ -21,7 +22,8 @@ def cloud(**gpu):
 
 def jetson_edge(**gpu):
     raw = copy.deepcopy(stack_raw("edge"))
-    raw["nodes"][0]["gpu"] = "jetson"
+    raw["nodes"][0].update(gpu="jetson", arch="arm64")
+    raw["kubeflow"] = {"images": kfp_arm64_images()}  # KFP on an arm64-only cluster needs them
     raw["gpu"] = gpu
     return parse_settings(raw, "edge")
 

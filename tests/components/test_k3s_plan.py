@@ -8,6 +8,7 @@ import yaml
 from components import k3s_plan
 from stacks import versions
 from stacks.settings import parse_settings
+from tests.arm64 import kfp_arm64_images
 from tests.stacks.test_settings import stack_raw
 
 
@@ -66,7 +67,8 @@ def test_gpu_agent_is_labelled_and_tainted_on_cloud(cloud):
 
 def test_gpu_on_edge_is_labelled_not_tainted():
     raw = stack_raw("edge")
-    raw["nodes"][0]["gpu"] = "jetson"
+    raw["nodes"][0].update(gpu="jetson", arch="arm64")
+    raw["kubeflow"] = {"images": kfp_arm64_images()}
     edge = parse_settings(raw, "edge")
     cfg = k3s_plan.node_config(edge, edge.nodes[0], "T")
     assert "kubeflow-k3s/gpu=jetson" in cfg["node-label"] and "node-taint" not in cfg

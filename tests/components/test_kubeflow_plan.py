@@ -153,7 +153,8 @@ def test_every_fail_webhook_of_a_step_waits_for_its_serving_deployment():
 
 def test_one_profile_per_user_with_quota():
     s = settings("cloud")
-    [alice] = kp.profiles(s)
+    admin, alice = kp.profiles(s)
+    assert admin["name"] == kp.admin_namespace(s) == "admin" and admin["email"] == "admin@example.com"
     assert alice["name"] == "alice"
     assert kp.profile_spec(alice["email"], alice["quota"]) == {
         "owner": {"kind": "User", "name": "alice@example.com"},

@@ -135,3 +135,64 @@ def kustomize_cmd() -> list[str] | None:
     if shutil.which("kubectl"):
         return ["kubectl", "kustomize"]
     return None
+
+
+# Offline copies of the pinned trees -----------------------------------------------------------------
+
+# Remote bases of the 26.03 tree -> their vendored folder in ../shared/upstream/kubeflow-remote-bases
+# (its README maps each URL).
+REMOTE_BASES = (
+    (r"https://github\.com/argoproj/argo-workflows/manifests/([^?\s]+)\?ref=v3\.7\.3", r"argo-workflows-v3.7.3/manifests/\1"),
+    (r"https://github\.com/kubernetes-sigs/lws//config/default\?ref=v0\.7\.0", "lws-v0.7.0/config/default"),
+    (r"https://github\.com/kubernetes-sigs/jobset/releases/download/v0\.10\.1/manifests\.yaml", "jobset-v0.10.1/manifests.yaml"),
+)
+
+
+def offline_tree(upstream: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
+    """A copy of kubeflow/manifests 26.03 (and of its remote bases) under `dest` whose kustomizations
+    name the vendored remote bases by relative path, so real kustomize renders every path offline.
+    Returns the copy of the manifests tree (what kubeflow.manifestsPath points at)."""
+    import os
+    import re
+
+    tree = dest / "kubeflow-manifests-26.03"
+    bases = dest / "kubeflow-remote-bases"
+    if not tree.exists():
+        shutil.copytree(upstream / "kubeflow-manifests-26.03", tree)
+        shutil.copytree(upstream / "kubeflow-remote-bases", bases)
+        for k in tree.rglob("kustomization.yaml"):
+            text = k.read_text()
+            new = text
+            for pattern, local in REMOTE_BASES:
+                if local.endswith(".yaml"):
+                    # kustomize reads a file resource only in or below the kustomization's folder
+                    if re.search(pattern, new):
+                        shutil.copy(bases / local, k.parent / ("vendored-" + pathlib.Path(local).name))
+                        new = re.sub(pattern, "vendored-" + pathlib.Path(local).name, new)
+                    continue
+                rel = os.path.relpath(bases, k.parent)
+                new = re.sub(pattern, lambda m, local=local, rel=rel: f"{rel}/{m.expand(local)}", new)
+            if new != text:
+                k.write_text(new)
+    return tree
+
+
+def load_yaml(text: str) -> list[dict]:
+    """YAML documents with libyaml's parser where available (the rendered trees are megabytes)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [d for d in yaml.load_all(text, Loader=loader) if d]
+
+
+def kustomize_build(directory: pathlib.Path | str, text: bool = False):
+    """Real kustomize over a directory (its objects, or its YAML with text=True); fails the test with
+    kustomize's message."""
+    import subprocess
+
+    cmd = kustomize_cmd()
+    assert cmd is not None, "no kustomize or kubectl binary"
+    result = subprocess.run([*cmd, str(directory)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError(f"kustomize build {directory} failed: {result.stderr}")
+    return result.stdout if text else load_yaml(result.stdout)

@@ -22,6 +22,7 @@ import yaml
 from components import istio_plan
 from stacks import versions
 from tests import harness
+from tests.arm64 import kfp_arm64_images
 
 # Maps whose keys are free-form by design, though values.yaml shows only examples.
 OPEN_MAPS = {
@@ -42,6 +43,7 @@ VARIANTS = [
                "storage": {"default": "longhorn", "nfs": {"server": "10.0.0.5", "path": "/exports/k8s"}},
                "gateway": {"serviceType": "LoadBalancer"}}),
     ("edge", {"nodes": [{"name": "edge-1", "host": "192.0.2.40", "role": "server", "arch": "arm64", "gpu": "jetson"}],
+              "kubeflow": {"images": kfp_arm64_images()},
               "gpu": {"timeSlicing": 2}, "storage": {"default": "longhorn"}}),
 ]
 

@@ -91,7 +91,9 @@ def test_auth_namespaces_and_their_secrets_come_before_dex_and_oauth2_proxy(runs
 
 
 def test_profiles_per_user_after_the_profiles_controller(runs):
-    [alice] = runs["cloud"].by_type("kubernetes:kubeflow.org/v1:Profile")
+    admin, alice = runs["cloud"].by_type("kubernetes:kubeflow.org/v1:Profile")
+    assert admin.inputs["metadata"]["name"] == "admin"  # the admin always owns a Profile
+    assert admin.inputs["spec"]["owner"] == {"kind": "User", "name": "admin@example.com"}
     assert alice.inputs["metadata"]["name"] == "alice"
     assert alice.inputs["spec"]["owner"] == {"kind": "User", "name": "alice@example.com"}
     assert runs["cloud"].depends_on(alice.name, "kubeflow-profiles")

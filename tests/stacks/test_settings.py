@@ -9,6 +9,7 @@ import yaml
 
 from stacks import profiles, versions
 from stacks.settings import ConfigError, parse_settings
+from tests.arm64 import kfp_arm64_images
 from tests.harness import ROOT
 
 SSH_NODE = {"name": "s1", "host": "192.0.2.11", "role": "server"}
@@ -41,7 +42,7 @@ def test_checked_in_stack_files_are_valid(stack):
 def test_profiles_shape_the_stacks():
     dev, edge_, cloud = (parse_settings(stack_raw(s), s) for s in ("dev", "edge", "cloud"))
     assert [n.connection for n in dev.nodes] == ["local"] and dev.k3s.api_endpoint == "127.0.0.1"
-    assert len(edge_.nodes) == 1 and edge_.nodes[0].arch == "arm64" and edge_.kubeflow.mode == "pipelines"
+    assert len(edge_.nodes) == 1 and edge_.nodes[0].arch == "amd64" and edge_.kubeflow.mode == "pipelines"
     assert len(cloud.servers) == 3 and cloud.ha and len(cloud.agents) >= 2
     assert [n.name for n in cloud.gpu_nodes] == ["gpu-1"] and cloud.ssh.bastion is not None
     assert cloud.k3s.secrets_encryption and not dev.k3s.secrets_encryption
@@ -151,7 +152,8 @@ def test_jetson_needs_arm64():
 
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
 def test_nvidia_runs_on_both_arches(arch):
-    assert parse_settings(edge(nodes=[dict(SSH_NODE, gpu="nvidia", arch=arch)])).gpu_nodes
+    assert parse_settings(edge(nodes=[dict(SSH_NODE, gpu="nvidia", arch=arch)],
+                               kubeflow={"images": kfp_arm64_images()})).gpu_nodes
 
 
 def test_unknown_gpu_kind():
