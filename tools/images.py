@@ -31,7 +31,7 @@ import yaml
 
 from components import images_plan, kfp_plan, kubeflow_overlay, kubeflow_plan
 from stacks import versions
-from stacks.settings import ConfigError, Settings, parse_settings
+from stacks.settings import KFP_AMD64_ONLY_IMAGES, ConfigError, Settings, parse_settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 UPSTREAM = pathlib.Path(os.environ.get("KUBEFLOW_K3S_UPSTREAM", ROOT.parent / "shared" / "upstream"))
@@ -42,8 +42,10 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("cloud", {"gpu": {"timeSlicing": 4, "mig": "mixed", "installDriver": True},
                "storage": {"default": "longhorn", "nfs": {"server": "10.0.0.5", "path": "/exports/k8s"}},
                "gateway": {"serviceType": "LoadBalancer"}}),
+    # An arm64 edge needs arm64 builds of KFP's amd64-only images (kubeflow.images; the name is a stand-in).
     ("edge", {"nodes": [{"name": "edge-1", "host": "192.0.2.40", "role": "server", "arch": "arm64", "gpu": "jetson"}],
-              "gpu": {"timeSlicing": 2}, "storage": {"default": "longhorn"}}),
+              "gpu": {"timeSlicing": 2}, "storage": {"default": "longhorn"},
+              "kubeflow": {"images": {n: "registry.example.com/arm64/" + n.rsplit("/", 1)[1] for n in KFP_AMD64_ONLY_IMAGES}}}),
 ]
 STACKS = ("dev", "edge", "cloud")
 
