@@ -145,7 +145,8 @@ def test_jetson_nodes_default_to_the_nvidia_runtime_and_others_do_not():
 
 def test_jetson_default_runtime_cannot_be_overridden():
     raw = copy.deepcopy(stack_raw("edge"))
-    raw["nodes"][0].update(gpu="jetson", extraConfig={"default-runtime": "runc"})
+    raw["nodes"][0].update(gpu="jetson", arch="arm64", extraConfig={"default-runtime": "runc"})
+    raw["kubeflow"] = {"images": kfp_arm64_images()}
     s = parse_settings(raw, "edge")
     assert "nodes[0].extraConfig.default-runtime" in dict(plan.problems(s))
     raw["nodes"][0]["extraConfig"] = {}

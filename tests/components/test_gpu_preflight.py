@@ -16,6 +16,7 @@ import pytest
 
 from components import gpu_plan, k3s_plan, scripts
 from stacks.settings import parse_settings
+from tests.arm64 import kfp_arm64_images
 from tests.stacks.test_settings import stack_raw
 
 SETUP = r"""
@@ -94,6 +95,7 @@ def test_operator_case_reports_a_host_runtime_it_could_use(tmp_path):
 def test_jetson_needs_jetpacks_container_runtime(tmp_path):
     raw = copy.deepcopy(stack_raw("edge"))
     raw["nodes"][0].update(gpu="jetson", arch="arm64")
+    raw["kubeflow"] = {"images": kfp_arm64_images()}  # KFP on an arm64-only cluster needs them (issue 9)
     s = parse_settings(raw, "edge")
     report, result = preflight(tmp_path, s, tegra=True)
     assert report["gpu"][0] == "ok"

@@ -13,6 +13,7 @@ import pytest
 
 from components import k3s_plan
 from stacks.settings import parse_settings
+from tests.arm64 import kfp_arm64_images
 from tests import scheduling
 from tests.stacks.test_settings import stack_raw
 
@@ -96,7 +97,8 @@ def test_a_users_own_gpu_taint_is_tolerated_too():
 
 def test_jetson_gpu_pods_schedule_and_run_under_the_nvidia_runtime():
     raw = copy.deepcopy(stack_raw("edge"))
-    raw["nodes"][0]["gpu"] = "jetson"
+    raw["nodes"][0].update(gpu="jetson", arch="arm64")
+    raw["kubeflow"] = {"images": kfp_arm64_images()}  # KFP on an arm64-only cluster needs them (issue 9)
     s = parse_settings(raw, "edge")
     assert scheduling.feasible_nodes(s, kfp_step_pod()) == ["edge-1"]
     # No runtimeClassName in the pod: the node's default runtime is the NVIDIA runtime.

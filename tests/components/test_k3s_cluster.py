@@ -331,7 +331,7 @@ def test_labels_and_taints_are_applied_through_the_api_after_registration(runs, 
 def test_a_changed_label_changes_only_the_node_patch_not_the_install():
     base = harness.run_stack("edge")
     changed = harness.run_stack("edge", overrides={"nodes": [{"name": "edge-1", "host": "192.0.2.40", "role": "server",
-                                                              "arch": "arm64", "labels": {"zone": "shelf-2"}}]})
+                                                              "labels": {"zone": "shelf-2"}}]})
     assert changed.get("k3s-edge-1-labels").inputs["metadata"]["labels"] == {"zone": "shelf-2"}
     # K3s's node-label in config.yaml changes too (first boot), and that restarts K3s on the next update;
     # the Node object itself is corrected by the patch.

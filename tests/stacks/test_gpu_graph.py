@@ -18,7 +18,7 @@ SMOKE = "smoke-check"
 
 SINGLE_GPU_NODE = {
     "dev": [{"name": "dev", "role": "server", "connection": "local", "gpu": "nvidia"}],
-    "edge": [{"name": "edge-1", "host": "192.0.2.40", "role": "server", "arch": "arm64", "gpu": "nvidia"}],
+    "edge": [{"name": "edge-1", "host": "192.0.2.40", "role": "server", "arch": "amd64", "gpu": "nvidia"}],
 }
 
 
