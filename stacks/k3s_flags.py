@@ -49,7 +49,7 @@ SERVER_KEYS = _COMMON | frozenset(
         "etcd-s3-insecure", "etcd-s3-timeout", "default-local-storage-path", "disable",
         "disable-scheduler", "disable-cloud-controller", "disable-kube-proxy",
         "disable-network-policy", "disable-helm-controller", "embedded-registry",
-        "supervisor-metrics", "system-default-registry", "secrets-encryption",
+        "supervisor-metrics", "system-default-registry", "secrets-encryption", "secrets-encryption-provider",
     }
 )
 

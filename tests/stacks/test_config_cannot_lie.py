@@ -248,6 +248,23 @@ def test_cluster_wide_keys_are_fine_in_k3s_extra_config_and_on_a_single_server()
     assert parse_settings(single).nodes[0].extra_config["cluster-cidr"] == "10.52.0.0/16"
 
 
+def test_every_cluster_wide_key_is_accepted_where_it_belongs():
+    """The error for a cluster-wide key in one server's extraConfig says "set it in k3s.extraConfig": that
+    must then be accepted (it was not for secrets-encryption-provider, a real K3s server flag)."""
+    from stacks import k3s_flags
+
+    owned = set(k3s_flags.OWNED_KEYS) | set(k3s_flags.MANAGED_KEYS)
+    base = {"profile": "edge", "ssh": {"user": "u"}, "nodes": [{"name": "s1", "host": "192.0.2.11", "role": "server"}]}
+    refused = []
+    for key in sorted(k3s_flags.CLUSTER_WIDE_KEYS - owned):
+        raw = {**base, "k3s": {"extraConfig": {key: "10.52.0.0/16" if key in k3s_flags.CIDR_KEYS else "x"}}}
+        try:
+            parse_settings(raw, "edge")
+        except ConfigError as err:
+            refused += [(k, m) for k, m in err.problems if "unknown" in m]
+    assert not refused, refused
+
+
 def test_two_nodes_behind_one_address_on_different_ports_are_two_machines():
     raw = harness.yaml.safe_load((harness.ROOT / "Pulumi.cloud.yaml").read_text())["config"]
     raw = {k.split(":", 1)[1]: v for k, v in raw.items()}
