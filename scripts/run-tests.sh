@@ -44,4 +44,6 @@ PY
   fi
 fi
 export PATH="$PWD/.tools/bin:$PATH"
-exec venv/bin/python -m pytest "$@"
+# Two workers (the machines have two cores); a test file stays on one worker, so its module fixtures
+# (rendered upstream trees, evaluated stacks) are built once. PYTEST_WORKERS=0 runs in this process.
+exec venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
