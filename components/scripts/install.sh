@@ -42,7 +42,11 @@ if [ -n "$JOIN_CANDIDATES" ] && ! as_root test -d /var/lib/rancher/k3s/server/db
   done
 fi
 
-digest=$({ as_root cat "$config.new"; printf '%s\n' "$K3S_VERSION" "$STAGED_SHA256"; } | sha256sum | cut -d' ' -f1)
+# node-label and node-taint act only when a node registers ("they can only be added once and not changed
+# after that", docs.k3s.io/cli/agent#node-labels-and-taints-for-agents): later changes reach the Node through
+# its NodePatch, so they are left out of the digest and a label or taint change restarts nothing.
+digest=$({ as_root awk '/^node-(label|taint):/ { skip = 1; next } skip && /^- / { next } { skip = 0; print }' "$config.new"
+           printf '%s\n' "$K3S_VERSION" "$STAGED_SHA256"; } | sha256sum | cut -d' ' -f1)
 previous=$(as_root cat "$digest_file" 2>/dev/null || true)
 installed=$(as_root /usr/local/bin/k3s --version 2>/dev/null | awk 'NR == 1 { print $3 }' || true)
 

@@ -115,6 +115,24 @@ def test_recreate_with_changed_config_restarts_and_helper_text_alone_does_not(be
     assert ("k3s-edge-1-install", "update") in d.ran() and len(restarts(bed, "edge-1")) == 1
 
 
+def test_a_label_or_taint_change_updates_config_yaml_and_restarts_nothing(bed):
+    """K3s applies node-label/node-taint only at registration; the NodePatch carries later changes, so a
+    restart would only interrupt the node's pods for nothing."""
+    nodes = [node("edge-1", "10.9.1.1", labels={"zone": "a"})]
+    d = deploy(bed, nodes)
+    d.up(program(nodes))
+    bed.clear_calls()
+    d.up(program([{**nodes[0], "labels": {"zone": "b"}, "taints": ["dedicated=ml:NoSchedule"]}]))
+    assert ("k3s-edge-1-install", "update") in d.ran()
+    config = bed.hosts["edge-1"].read("/etc/rancher/k3s/config.yaml")
+    assert "zone=b" in config and "dedicated=ml:NoSchedule" in config  # for a later re-registration
+    assert restarts(bed, "edge-1") == [], "a label or taint change must not restart K3s"
+    # Anything else in config.yaml still restarts it.
+    d.up(program([{**nodes[0], "labels": {"zone": "b"}, "taints": ["dedicated=ml:NoSchedule"],
+                   "extraConfig": {"kubelet-arg": ["max-pods=150"]}}]))
+    assert len(restarts(bed, "edge-1")) == 1
+
+
 def test_update_to_a_new_version_restarts_every_node_on_it(bed):
     nodes = [HA[0], HA[3]]
     d = deploy(bed, nodes)
