@@ -188,7 +188,10 @@ def _cluster_policy(doc: Mapping[str, Any]) -> Iterable[str]:
         part = spec.get(name) or {}
         if not part.get("enabled", default):
             continue
-        if ref(part):
+        # The driver's own image is left out: gpu-operator appends the node's OS to its tag
+        # (resolveDriverTag: "<repository>/<image>:<version>-<osTag>", e.g. -ubuntu24.04, read from the
+        # host's os-release by node feature discovery), which only the host knows (docs/images.md).
+        if ref(part) and name != "driver":
             yield ref(part)  # type: ignore[misc]
         if name == "driver" and ref(part.get("manager") or {}):
             yield ref(part["manager"])  # type: ignore[misc]

@@ -19,7 +19,7 @@ from pulumi_command import remote
 
 from stacks.settings import Node, Settings
 
-from . import k3s_plan, node_images, scripts, storage_plan
+from . import k3s_plan, node_images, node_images_plan, scripts, storage_plan
 from .connection import NodeShell, node_shell
 from .kubeconfig import rewrite_kubeconfig
 
@@ -73,6 +73,9 @@ class K3sNode(pulumi.ComponentResource):
         config = pulumi.Output.secret(
             token.apply(lambda t: k3s_plan.render_config(k3s_plan.node_config(settings, node, t)))
         )
+        if registries is not None:  # a registries change restarts K3s through this install (registries_marker)
+            config = pulumi.Output.secret(pulumi.Output.all(config, registries).apply(
+                lambda a: a[0] + node_images_plan.registries_marker(a[1])))
         uninstall = scripts.render("uninstall.sh", k3s_plan.uninstall_params(node))
         # A new role or host is a different install: uninstall the old one first (never after).
         # Version and config changes are updates: install.sh re-runs in place, and restarts K3s only when

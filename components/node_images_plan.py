@@ -151,6 +151,19 @@ def render_registries(registries: Registries, secrets: Mapping[str, str]) -> str
     return yaml.safe_dump(registries_document(registries, secrets), sort_keys=True, default_flow_style=False)
 
 
+def registries_marker(text: str) -> str:
+    """A comment line appended to the node's config.yaml (the install's stdin) naming the registries.yaml
+    content. K3s reads registries.yaml only at start, so a changed file needs a restart; rather than a
+    second restart path on the registries command (every node's command depends only on its own prepare
+    step, so all nodes would restart at once, each blocking on the Type=notify unit), the change reaches
+    the install command: its stdin changes, Pulumi runs its update, and install.sh's digest of
+    config.yaml changes, so it restarts K3s with --no-block and a bounded wait. Installs run servers one
+    at a time in order, agents after the first server (K3sCluster), so a mirror change or a password
+    rotation restarts the nodes in that order, never all at once. Lives in a 0600 file that holds the
+    cluster token; the digest is of the secret-filled text."""
+    return f"# k3s.registries sha256 {hashlib.sha256(text.encode()).hexdigest()}\n"
+
+
 def registries_params(node: Node) -> dict[str, object]:
     return {"NODE_NAME": node.name, "REGISTRIES_FILE": REGISTRIES_FILE}
 

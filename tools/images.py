@@ -42,6 +42,9 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("cloud", {"gpu": {"timeSlicing": 4, "mig": "mixed", "installDriver": True},
                "storage": {"default": "longhorn", "nfs": {"server": "10.0.0.5", "path": "/exports/k8s"}},
                "gateway": {"serviceType": "LoadBalancer"}}),
+    # The operator's toolkit without its driver: what a `gpu: nvidia` node gets by default on dev and edge
+    # (and cloud with toolkit: operator); without it the gpu-operator list is a union of variants.
+    ("cloud", {"gpu": {"toolkit": "operator"}}),
     # An arm64 edge needs arm64 builds of KFP's amd64-only images (kubeflow.images; the name is a stand-in).
     ("edge", {"nodes": [{"name": "edge-1", "host": "192.0.2.40", "role": "server", "arch": "arm64", "gpu": "jetson"}],
               "gpu": {"timeSlicing": 2}, "storage": {"default": "longhorn"},

@@ -1,5 +1,7 @@
 # Write K3s's registries.yaml (mirrors and auth; it may hold credentials, so it arrives on stdin and is
-# written 0600). K3s reads it at start: when K3s already runs and the file changed, restart it.
+# written 0600). K3s reads it at start, but this command never restarts K3s: the file's digest is part of
+# the node's config.yaml (node_images_plan.registries_marker), so the install command, which runs after
+# this one, servers one at a time, restarts K3s without blocking and waits with a deadline.
 # Parameters: NODE_NAME REGISTRIES_FILE
 : "${REGISTRIES_FILE:?}"
 as_root mkdir -p "$(dirname "$REGISTRIES_FILE")"
@@ -11,9 +13,4 @@ if [ -f "$REGISTRIES_FILE" ] && as_root cmp -s "$REGISTRIES_FILE.new" "$REGISTRI
   exit 0
 fi
 as_root mv -f "$REGISTRIES_FILE.new" "$REGISTRIES_FILE"
-for unit in k3s k3s-agent; do
-  if as_root systemctl is-active --quiet "$unit" 2>/dev/null; then
-    say "registries.yaml changed: restarting $unit"
-    as_root systemctl restart "$unit"
-  fi
-done
+say "registries.yaml written; K3s on $NODE_NAME restarts in its install step (one node at a time)"

@@ -158,7 +158,9 @@ def test_the_pre_pull_script_writes_the_list_whole_and_once(tmp_path):
     assert gone.returncode == 0 and not target.exists()
 
 
-def test_the_registries_script_restarts_nothing_when_unchanged(tmp_path):
+def test_the_registries_script_writes_the_file_and_never_restarts_k3s(tmp_path):
+    # A restart here would run on every node at once (each node's command depends only on its own
+    # prepare step) and block on the Type=notify unit; the install command restarts instead.
     params = {"NODE_NAME": "n", "REGISTRIES_FILE": str(tmp_path / "etc" / "registries.yaml")}
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -169,13 +171,16 @@ def test_the_registries_script_restarts_nothing_when_unchanged(tmp_path):
         (bin_dir / f).chmod(stat.S_IRWXU)
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(tmp_path)}
     text = scripts.render("registries.sh", params)
+    said = []
     for content in ("mirrors: {}\n", "mirrors: {}\n", "mirrors: {docker.io: {}}\n"):
         r = subprocess.run(["sh", "-c", text], env=env, input=content, capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
+        said.append(r.stderr)
+    assert "unchanged" in said[1] and "install step" in said[2]
     assert (tmp_path / "etc" / "registries.yaml").read_text() == "mirrors: {docker.io: {}}\n"
     assert oct((tmp_path / "etc" / "registries.yaml").stat().st_mode & 0o777) == "0o600"
-    log = (tmp_path / "systemctl.log").read_text().splitlines()
-    assert log.count("restart k3s") == 2  # the first write and the change, not the unchanged re-run
+    log = (tmp_path / "systemctl.log")
+    assert not log.exists() or "restart" not in log.read_text()
 
 
 # Air gap ---------------------------------------------------------------------------------------------
@@ -295,6 +300,34 @@ def test_registries_yaml_reaches_every_node_as_a_secret_before_its_install():
         assert config["private-registry"] == nip.REGISTRIES_FILE
     for reg in run.registrations:
         assert not any(secret in t for t in harness.strings_outside_secrets(reg.raw_inputs)), reg.name
+
+
+def test_a_registries_change_restarts_k3s_through_the_serialized_installs_only():
+    """Changing a mirror or rotating the password changes each install's stdin (an update, never a
+    replacement), so the restart is install.sh's bounded one, in the installs' order: servers one at a
+    time, agents after them; the registries commands themselves run in parallel and restart nothing."""
+    overrides = {"k3s": {"apiEndpoint": "k8s.example.com", "registries": REGISTRIES}}
+    one = harness.run_stack("cloud", overrides=overrides, secrets={"sshPrivateKey": "k", "mirrorPassword": "old"})
+    two = harness.run_stack("cloud", overrides=overrides, secrets={"sshPrivateKey": "k", "mirrorPassword": "new"})
+    s = settings("cloud")
+    for node in s.nodes:
+        a, b = one.get(f"k3s-{node.name}-install"), two.get(f"k3s-{node.name}-install")
+        assert a.inputs["stdin"] != b.inputs["stdin"], node.name
+        assert a.inputs["triggers"] == b.inputs["triggers"] and a.inputs["update"] == b.inputs["update"]
+        assert harness.is_secret(b.raw_inputs["stdin"])
+        marker = b.inputs["stdin"].splitlines()[-1]
+        assert marker.startswith("# k3s.registries sha256 ") and "new" not in marker
+        assert yaml.safe_load(b.inputs["stdin"])["private-registry"] == nip.REGISTRIES_FILE  # still valid YAML
+        reg = two.get(f"k3s-{node.name}-registries")
+        assert "systemctl" not in reg.inputs["create"]
+    servers = [n.name for n in s.servers]
+    for prev, nxt in zip(servers, servers[1:]):
+        assert two.depends_on(f"k3s-{nxt}-install", f"k3s-{prev}-install")
+    for agent in s.agents:
+        assert two.depends_on(f"k3s-{agent.name}-install", f"k3s-{s.first_server.name}-install")
+    # without k3s.registries the install's stdin carries no marker (no restart for stacks that do not use it)
+    plain = harness.run_stack("cloud", overrides={"k3s": {"apiEndpoint": "k8s.example.com"}}, secrets={"sshPrivateKey": "k"})
+    assert "k3s.registries" not in plain.get(f"k3s-{s.first_server.name}-install").inputs["stdin"]
 
 
 def test_a_registry_secret_that_is_not_set_is_a_config_error():

@@ -127,3 +127,38 @@ def test_the_local_manifests_tree_has_no_remote_base_left(tree):
             item = line.split("#", 1)[0].strip()
             if item.startswith("- https://") and any(str(k.parent).startswith(str(tree / s.path)) for s in applied):
                 pytest.fail(f"{k.relative_to(tree)} still names {item}")
+
+
+def gpu_configurations(stack):
+    """The stack with a `gpu: nvidia` node (its first node for stacks without one), under each GPU
+    toolkit choice without a driver, and with the operator's driver."""
+    raw = tool.stack_raw(stack)
+    nodes = [dict(n) for n in raw["nodes"]]
+    if not any(n.get("gpu") == "nvidia" for n in nodes):
+        nodes[0]["gpu"] = "nvidia"
+    gpu = dict(raw.get("gpu") or {})
+    for extra in ({}, {"toolkit": "operator"}, {"toolkit": "host"}, {"installDriver": True, "toolkit": "operator"}):
+        yield extra, tool.stack_settings(stack, {"nodes": nodes, "gpu": {**gpu, **extra}})
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_every_gpu_configuration_of_a_shipped_stack_has_an_exact_list(stack):
+    """A GPU configuration no generator variant rendered would make the list a union of variants (e.g.
+    a driver and its manager on a stack that installs none): each must be in the data."""
+    for extra, s in gpu_configurations(stack):
+        assert images_plan.stack_images(s).inexact == (), (stack, extra)
+
+
+def test_the_driver_image_is_left_out_because_its_tag_depends_on_the_host_os():
+    # gpu-operator's resolveDriverTag appends "-<osTag>" (e.g. ubuntu24.04, from the node's os-release)
+    # to `<repository>/<image>:<version>`, so `nvcr.io/nvidia/driver:<version>` alone names no image.
+    policy = {"kind": "ClusterPolicy", "spec": {
+        "driver": {"enabled": True, "repository": "nvcr.io/nvidia", "image": "driver", "version": "580.95.05",
+                   "manager": {"repository": "nvcr.io/nvidia/cloud-native", "image": "k8s-driver-manager", "version": "v0.9.0"}},
+        "toolkit": {"enabled": True, "repository": "nvcr.io/nvidia/k8s", "image": "container-toolkit", "version": "v1.18.0"}}}
+    refs = {i.ref for i in images_plan.images_in([policy])}
+    assert "nvcr.io/nvidia/cloud-native/k8s-driver-manager:v0.9.0" in refs
+    assert "nvcr.io/nvidia/k8s/container-toolkit:v1.18.0" in refs
+    assert not any(r.startswith("nvcr.io/nvidia/driver:") for r in refs), refs
+    for extra, s in gpu_configurations("cloud"):
+        assert not any("/driver:" in i.ref for i in images_plan.stack_images(s).images), extra

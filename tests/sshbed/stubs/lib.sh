@@ -124,12 +124,30 @@ k3s_kubectl() {
   esac
 }
 
+# `k3s ctr`: K3s's embedded containerd client. It answers only while the unit runs (containerd is K3s's
+# child); an import needs a readable, non-empty archive and records it in $IMPORTED (per sandbox).
+IMPORTED=/var/lib/rancher/k3s/agent/containerd/imported
+k3s_ctr() {
+  [ "${1:-}" = -n ] && shift 2
+  if [ "$(unit_state k3s)" != active ] && [ "$(unit_state k3s-agent)" != active ]; then
+    echo "ctr: failed to dial \"/run/k3s/containerd/containerd.sock\": connection refused" >&2; return 1
+  fi
+  case "${1:-} ${2:-}" in
+    "version ") echo "Server: Version: v2.1.5-k3s1 (bed)" ;;
+    "images import")
+      [ -s "${3:-}" ] || { echo "ctr: open ${3:-}: no such file or empty" >&2; return 1; }
+      mkdir -p "${IMPORTED%/*}"; printf '%s\n' "${3##*/}" >> "$IMPORTED"; echo "unpacking ${3##*/} (bed)" ;;
+    *) echo "bed ctr: unsupported: $*" >&2; return 1 ;;
+  esac
+}
+
 k3s_main() {
   case "${0##*/}" in kubectl) log "kubectl $*"; k3s_kubectl "$@"; return ;; esac
   log "k3s $*"
   case "${1:-}" in
     --version|-v) printf 'k3s version %s (bed)\ngo version go1.24\n' "$K3S_STUB_VERSION" ;;
     kubectl) shift; k3s_kubectl "$@" ;;
+    ctr) shift; k3s_ctr "$@" ;;
     *) echo "bed k3s: unsupported: $*" >&2; return 1 ;;
   esac
 }
