@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import pathlib
 
+import yaml
+
 from stacks import versions
 from stacks.settings import Settings
 
@@ -104,6 +106,18 @@ def gpu_pod(node_name: str, kind: str, taints: tuple[str, ...]) -> dict:
 
 def gpu_pods(settings: Settings) -> list[dict]:
     return [gpu_pod(n.name, n.gpu, n.taints) for n in settings.gpu_nodes]
+
+
+def pipeline_images() -> set[str]:
+    """The images the smoke pipeline's steps run (its IR's executors)."""
+    executors = yaml.safe_load(pipeline_yaml())["deploymentSpec"]["executors"]
+    return {e["container"]["image"] for e in executors.values() if "container" in e}
+
+
+def gpu_images(settings: Settings) -> set[tuple[str, str]]:
+    """(image, GPU kind) of every GPU check pod: what the GPU nodes of each kind must be able to run."""
+    return {(c["image"], n.gpu) for n, pod in zip(settings.gpu_nodes, gpu_pods(settings))
+            for c in pod["spec"]["containers"]}
 
 
 def checked_versions(settings: Settings) -> str:

@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 
-from components import k3s_plan, scripts, smoke_plan
+from components import images_plan, k3s_plan, scripts, smoke_plan
 from stacks import versions
 from stacks.settings import ConfigError, parse_settings
 from tests import harness
@@ -146,6 +146,44 @@ def test_preflight_reports_when_it_started():
     started = smoke_plan.started_epoch(out.stdout)
     assert before <= int(started) <= int(time.time())
     assert smoke_plan.started_epoch("") == "" and smoke_plan.started_epoch("garbage") == ""
+
+
+def smoke_step_images(settings) -> set[tuple[str, str]]:
+    """(image, where) of every pod the smoke step starts, read from what it runs: the pipeline IR's
+    executors (a run's pod lands on any node) and the GPU check pods (on their GPU node)."""
+    doc = yaml.safe_load(smoke_plan.PIPELINE_FILE.read_text())
+    out = {(e["container"]["image"], images_plan.ANY) for e in doc["deploymentSpec"]["executors"].values()}
+    kinds = {n.name: n.gpu for n in settings.nodes}
+    for pod in json.loads(smoke_plan.params(settings)["GPU_MANIFEST"] or '{"items": []}')["items"]:
+        node = pod["spec"]["nodeSelector"]["kubernetes.io/hostname"]
+        out |= {(c["image"], f"gpu:{kinds[node]}") for c in pod["spec"]["containers"]}
+    return out
+
+
+@pytest.mark.parametrize("stack", KUBEFLOW_STACKS)
+def test_every_image_the_smoke_step_runs_is_in_the_stack_image_list(stack):
+    """An air-gapped stack runs its smoke step from the pre-pulled images and the bundle."""
+    s = parse_settings(stack_raw(stack), stack)
+    wanted = smoke_step_images(s)
+    assert wanted and any(where == images_plan.ANY for _, where in wanted)
+    listed = {(i.ref, i.where) for i in images_plan.stack_images(s).images}
+    assert wanted <= listed
+    bundle = set(images_plan.all_images(s))
+    assert {images_plan.qualified(ref) for ref, _ in wanted} <= bundle
+    for node in s.gpu_nodes:  # each GPU node pre-pulls its check pod's image
+        assert versions.SMOKE_GPU_IMAGE in images_plan.images_for(s, node)
+    off = parse_settings({**stack_raw(stack), "smoke": {"enabled": False}}, stack)
+    assert not {ref for ref, _ in wanted} & {i.ref for i in images_plan.stack_images(off).images}
+
+
+def test_the_gpu_check_image_is_listed_per_gpu_kind():
+    raw = stack_raw("cloud")
+    raw = {**raw, "nodes": [*raw["nodes"], {"name": "jetson-1", "host": "192.0.2.41", "role": "agent", "arch": "arm64",
+                                            "gpu": "jetson", "hostKey": raw["nodes"][0]["hostKey"]}]}
+    s = parse_settings(raw, "cloud")
+    wanted = smoke_step_images(s)
+    assert {w for _, w in wanted} >= {"gpu:nvidia", "gpu:jetson"}
+    assert wanted <= {(i.ref, i.where) for i in images_plan.stack_images(s).images}
 
 
 # --- GPU check pods ---------------------------------------------------------------------------------
