@@ -336,6 +336,24 @@ def test_full_mode_logs_in_through_dex_and_runs_the_pipeline(tmp_path, tls, fake
 
 
 @needs_tools
+def test_full_mode_logs_in_through_the_local_connector_when_dex_offers_a_choice(tmp_path, tls, fake_kubeflow):
+    """kubeflow.identityProvider: Dex shows its connector chooser (the provider and `local`); the script
+    follows the `local` link to the password form (the admin is a static password)."""
+    fake = fake_kubeflow
+    fake.chooser = True
+    fake.polls_before_success = 0
+    state = {"ca_b64": fakes.ca_b64(tls[0]), "service_type": "NodePort", "port": fake.port}
+    result, _ = run_smoke(tmp_path, full_values("https://kubeflow.smoke.test/"), state, stdin=PASSWORD, no_dns=True)
+    assert result.returncode == 0, result.stderr
+    assert fakes.report(result.stdout)["login"] == f"ok {EMAIL}"
+    calls = fake.calls()
+    assert "GET /dex/auth/oidc" not in calls
+    local = next(r for r in fake.requests if r.path == "/dex/auth/local")
+    assert local.query["client_id"] == ["kubeflow-oidc-authservice"]  # the link's &amp; was unescaped
+    assert calls.index("GET /dex/auth") < calls.index("GET /dex/auth/local") < calls.index("POST /dex/auth/local/login")
+
+
+@needs_tools
 def test_full_mode_uses_the_name_when_it_resolves(tmp_path, tls, fake_kubeflow):
     fake_kubeflow.polls_before_success = 0
     state = {"ca_b64": fakes.ca_b64(tls[0]), "service_type": "NodePort", "port": 1}
