@@ -154,6 +154,11 @@ def params(settings: Settings, started: str = "", run: str = "create") -> dict[s
         "DASHBOARD_URL": kubeflow_plan.dashboard_url(settings) if full else "",
         "LOGIN_EMAIL": settings.kubeflow.admin_email if full else "",
         "ADMIN_NAMESPACE": kubeflow_plan.admin_namespace(settings) if full else "",
+        # Only a Profile creates the admin's namespace. Without the profiles component there is none to
+        # wait for; settings then refuse pipelines and the dashboard too (stacks/kubeflow_components.py):
+        # multi-user KFP needs a namespace on every experiment and runs as that namespace's
+        # default-editor (KFP 2.16 multi-user params.env), which only a Profile creates.
+        "CHECK_PROFILE": full and comps.get("profiles", False),
         "CHECK_DASHBOARD": full and comps.get("centralDashboard", False),
         "CHECK_PIPELINES": (not full) or comps.get("pipelines", False),
         "GATEWAY_NAMESPACE": kubeflow_plan.GATEWAY_NAMESPACE,

@@ -353,6 +353,34 @@ def test_full_mode_logs_in_through_the_local_connector_when_dex_offers_a_choice(
     assert calls.index("GET /dex/auth") < calls.index("GET /dex/auth/local") < calls.index("POST /dex/auth/local/login")
 
 
+NO_PROFILES = {"profiles": False, "pipelines": False, "centralDashboard": False, "notebooks": False,
+               "volumes": False, "tensorboards": False, "katib": False}
+
+
+def test_without_profiles_the_smoke_step_checks_no_profile_namespace():
+    s = parse_settings({**stack_raw("dev"), "kubeflow": {"adminEmail": EMAIL, "components": NO_PROFILES}}, "dev")
+    params = smoke_plan.params(s, "1000")
+    assert params["CHECK_PROFILE"] is False and params["CHECK_PIPELINES"] is False
+    assert smoke_plan.params(parse_settings(stack_raw("dev"), "dev"))["CHECK_PROFILE"] is True
+    # Multi-user Pipelines need a Profile (settings refuse pipelines without profiles): never a run without one.
+    with pytest.raises(ConfigError):
+        parse_settings({**stack_raw("dev"), "kubeflow": {"components": {**NO_PROFILES, "pipelines": True}}}, "dev")
+
+
+@needs_tools
+def test_full_mode_without_profiles_logs_in_and_skips_the_namespace(tmp_path, tls, fake_kubeflow):
+    s = parse_settings({**stack_raw("dev"), "kubeflow": {"adminEmail": EMAIL, "components": NO_PROFILES}}, "dev")
+    values = {**smoke_plan.params(s, "1000"), "DASHBOARD_URL": "https://kubeflow.smoke.test/"}
+    state = {"ca_b64": fakes.ca_b64(tls[0]), "service_type": "NodePort", "port": fake_kubeflow.port}
+    result, log = run_smoke(tmp_path, values, state, stdin=PASSWORD, no_dns=True)
+    assert result.returncode == 0, result.stderr
+    report = fakes.report(result.stdout)
+    assert report["login"] == f"ok {EMAIL}"
+    assert report["profile"].startswith("skipped: the profiles component is off")
+    assert "get namespace" not in log.read_text()
+    assert not [c for c in fake_kubeflow.calls() if "/pipeline/" in c]
+
+
 @needs_tools
 def test_full_mode_uses_the_name_when_it_resolves(tmp_path, tls, fake_kubeflow):
     fake_kubeflow.polls_before_success = 0
