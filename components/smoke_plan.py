@@ -21,6 +21,7 @@ users, components, URLs or the pipeline re-runs it; the admin password travels o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 
@@ -126,11 +127,21 @@ def checked_versions(settings: Settings) -> str:
     if settings.kubeflow.mode == "full":
         parts += [f"kubeflow={versions.KUBEFLOW_MANIFESTS_REF}", f"istio={istio_plan.version()}",
                   f"cert-manager={helm.chart('cert-manager').version}"]
+    if settings.kubeflow.mode == "full":
+        parts.append(f"logins={logins_digest(settings)}")
     if gpu_plan.operator_nodes(settings):
         parts.append(f"gpu-operator={helm.chart('gpu-operator').version}")
     if gpu_plan.jetson_nodes(settings):
         parts.append(f"nvidia-device-plugin={helm.chart('nvidia-device-plugin').version}")
     return " ".join(parts)
+
+
+def logins_digest(settings: Settings) -> str:
+    """A digest of who can log in and where they land (full mode): Dex's config (its static logins and
+    the identity provider's connector; no secret is in it) and the Profiles. A change of users or of
+    kubeflow.identityProvider changes the command text, so the smoke step re-checks the login."""
+    text = kubeflow_plan.dex_config(settings) + json.dumps(kubeflow_plan.profiles(settings), default=repr, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def params(settings: Settings, started: str = "", run: str = "create") -> dict[str, object]:

@@ -118,6 +118,11 @@ def test_what_it_checks_is_in_its_text_so_a_change_re_runs_it():
         "components": {**raw, "kubeflow": {**raw["kubeflow"], "components": {"katib": False}}},
         "tls host": {**raw, "tls": {**raw["tls"], "host": "ml.example.com"}},
         "timeout": {**raw, "smoke": {"timeoutSeconds": 300}},
+        # issue 13: new users or an identity provider re-check the login
+        "users": {**raw, "kubeflow": {**raw["kubeflow"], "users": [
+            *(raw["kubeflow"].get("users") or []), {"name": "carol", "email": "carol@example.com"}]}},
+        "identity provider": {**raw, "kubeflow": {**raw["kubeflow"], "identityProvider": {
+            "type": "oidc", "issuer": "https://login.example.com", "clientId": "kubeflow"}}},
     }
     for what, changed in changes.items():
         assert smoke_plan.script(parse_settings(changed, "cloud"), "1") != text, what
