@@ -284,6 +284,11 @@ def stack_images(settings: Settings) -> StackImages:
             inexact.append(rel.name)
             for rows in variants.values():
                 images |= _decode(rows)
+    from . import smoke_plan  # the smoke step's pods (the last step of `up`) run these too, air-gapped or not
+
+    if smoke_plan.enabled(settings):
+        images |= {Image(ref, ANY) for ref in smoke_plan.pipeline_images()}
+        images |= {Image(ref, f"gpu:{kind}") for ref, kind in smoke_plan.gpu_images(settings)}
     return StackImages(frozenset(images), tuple(inexact), tuple(missing))
 
 

@@ -295,13 +295,28 @@ def preflight_params(settings: Settings, node: Node) -> dict[str, object]:
         "INSTALL_DRIVER": settings.gpu.install_driver and node.gpu == "nvidia",
         "MIN_MEMORY_MIB": settings.preflight.min_memory_mib,
         "MIN_DISK_GIB": settings.preflight.min_disk_gib,
-        "NEED_CURL": settings.k3s.airgap is None,
+        "NEED_CURL": bool(curl_needed_for(settings, node)),
+        "CURL_FOR": curl_needed_for(settings, node) or "nothing",
         # flannel's default backend needs the kernel's vxlan module (missing on Raspberry Pi Ubuntu
         # without linux-modules-extra-raspi).
         "FLANNEL_BACKEND": str({**settings.k3s.extra_config, **(node.extra_config if node.is_server else {})}
                                .get("flannel-backend", "vxlan")),
         "IMAGES_DISK_GIB": _images_disk_gib(settings, node),
     }
+
+
+def curl_needed_for(settings: Settings, node: Node) -> str:
+    """Why the node needs curl ('' when it does not): K3s's online installer downloads with it, and the
+    smoke step (components/scripts/smoke.sh) talks to the gateway and the Pipelines API with it from the
+    first server, air-gapped or not."""
+    from . import smoke_plan  # the smoke plan imports this module
+
+    why = []
+    if settings.k3s.airgap is None:
+        why.append("K3s's installer downloads with it (or use k3s.airgap)")
+    if node.name == settings.first_server.name and smoke_plan.enabled(settings):
+        why.append("the smoke step runs its checks with it on the first server (or set smoke.enabled: false)")
+    return "; ".join(why)
 
 
 def _images_disk_gib(settings: Settings, node: Node) -> int:

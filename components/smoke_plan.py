@@ -21,8 +21,11 @@ users, components, URLs or the pipeline re-runs it; the admin password travels o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
+
+import yaml
 
 from stacks import versions
 from stacks.settings import Settings
@@ -106,17 +109,39 @@ def gpu_pods(settings: Settings) -> list[dict]:
     return [gpu_pod(n.name, n.gpu, n.taints) for n in settings.gpu_nodes]
 
 
+def pipeline_images() -> set[str]:
+    """The images the smoke pipeline's steps run (its IR's executors)."""
+    executors = yaml.safe_load(pipeline_yaml())["deploymentSpec"]["executors"]
+    return {e["container"]["image"] for e in executors.values() if "container" in e}
+
+
+def gpu_images(settings: Settings) -> set[tuple[str, str]]:
+    """(image, GPU kind) of every GPU check pod: what the GPU nodes of each kind must be able to run."""
+    return {(c["image"], n.gpu) for n, pod in zip(settings.gpu_nodes, gpu_pods(settings))
+            for c in pod["spec"]["containers"]}
+
+
 def checked_versions(settings: Settings) -> str:
     """What the smoke step checks, as one line in its command text: a change re-runs it."""
     parts = [f"k3s={settings.k3s.version}", f"kfp={versions.KFP_VERSION}"]
     if settings.kubeflow.mode == "full":
         parts += [f"kubeflow={versions.KUBEFLOW_MANIFESTS_REF}", f"istio={istio_plan.version()}",
                   f"cert-manager={helm.chart('cert-manager').version}"]
+    if settings.kubeflow.mode == "full":
+        parts.append(f"logins={logins_digest(settings)}")
     if gpu_plan.operator_nodes(settings):
         parts.append(f"gpu-operator={helm.chart('gpu-operator').version}")
     if gpu_plan.jetson_nodes(settings):
         parts.append(f"nvidia-device-plugin={helm.chart('nvidia-device-plugin').version}")
     return " ".join(parts)
+
+
+def logins_digest(settings: Settings) -> str:
+    """A digest of who can log in and where they land (full mode): Dex's config (its static logins and
+    the identity provider's connector; no secret is in it) and the Profiles. A change of users or of
+    kubeflow.identityProvider changes the command text, so the smoke step re-checks the login."""
+    text = kubeflow_plan.dex_config(settings) + json.dumps(kubeflow_plan.profiles(settings), default=repr, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def params(settings: Settings, started: str = "", run: str = "create") -> dict[str, object]:
@@ -140,6 +165,11 @@ def params(settings: Settings, started: str = "", run: str = "create") -> dict[s
         "DASHBOARD_URL": kubeflow_plan.dashboard_url(settings) if full else "",
         "LOGIN_EMAIL": settings.kubeflow.admin_email if full else "",
         "ADMIN_NAMESPACE": kubeflow_plan.admin_namespace(settings) if full else "",
+        # Only a Profile creates the admin's namespace. Without the profiles component there is none to
+        # wait for; settings then refuse pipelines and the dashboard too (stacks/kubeflow_components.py):
+        # multi-user KFP needs a namespace on every experiment and runs as that namespace's
+        # default-editor (KFP 2.16 multi-user params.env), which only a Profile creates.
+        "CHECK_PROFILE": full and comps.get("profiles", False),
         "CHECK_DASHBOARD": full and comps.get("centralDashboard", False),
         "CHECK_PIPELINES": (not full) or comps.get("pipelines", False),
         "GATEWAY_NAMESPACE": kubeflow_plan.GATEWAY_NAMESPACE,

@@ -1,7 +1,7 @@
 # Read-only preflight of a node: prints one "check<TAB>status<TAB>detail" line per check and a final
 # "result<TAB>ok|fail<TAB>..." line, and exits 1 when a check fails. It changes nothing on the host.
 # Parameters: NODE_NAME EXPECT_ARCH (amd64|arm64) GPU (none|nvidia|jetson) MIN_MEMORY_MIB MIN_DISK_GIB
-#             NEED_CURL (true|false) GPU_TOOLKIT (host|operator|none) INSTALL_DRIVER (true|false)
+#             NEED_CURL (true|false) CURL_FOR (why, for the message) GPU_TOOLKIT (host|operator|none) INSTALL_DRIVER (true|false)
 #             FLANNEL_BACKEND (K3s's flannel-backend, vxlan by default)
 #             IMAGES_DISK_GIB (extra GiB the images need, 0 = none)
 # The gpu-toolkit line says which GPU case the node is in, as key=value fields after the status:
@@ -152,10 +152,10 @@ if [ "$NEED_CURL" = true ]; then
   if command -v curl >/dev/null 2>&1; then
     report curl ok "$(command -v curl)"
   else
-    report curl fail "curl is needed to download K3s's installer; install it, or use k3s.airgap"
+    report curl fail "curl is needed: $CURL_FOR; install it"
   fi
 else
-  report curl skip "air-gapped install"
+  report curl skip "not needed here (air-gapped install, no smoke step on this node)"
 fi
 
 if [ -n "$failures" ]; then

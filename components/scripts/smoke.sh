@@ -3,11 +3,12 @@
 # what to check. Report lines `key<TAB>value` go to stdout, progress to stderr. Full mode reads the
 # admin password from stdin (never an argument, never printed); nothing it writes outlives the run.
 # Parameters: NODE_NAME MODE (full|pipelines) K3S_BIN DEADLINE_SECONDS STARTED (epoch or empty)
-#   RUN (create: the stack's first successful up, update: a later up re-checking it) CHECKS COMPONENTS DASHBOARD_URL LOGIN_EMAIL ADMIN_NAMESPACE CHECK_DASHBOARD CHECK_PIPELINES
+#   RUN (create: the stack's first successful up, update: a later up re-checking it) CHECKS COMPONENTS DASHBOARD_URL LOGIN_EMAIL ADMIN_NAMESPACE
+#   CHECK_PROFILE CHECK_DASHBOARD CHECK_PIPELINES
 #   GATEWAY_NAMESPACE GATEWAY_SERVICE TLS_SECRET PUBLIC_CA KFP_NAMESPACE KFP_SERVICE KFP_PORT
 #   PIPELINE_YAML GPU_NAMESPACE GPU_PODS GPU_MANIFEST
 : "${MODE:?}" "${K3S_BIN:?}" "${DEADLINE_SECONDS:?}" "${STARTED?}" "${RUN:?}" "${CHECKS?}" "${COMPONENTS?}"
-: "${DASHBOARD_URL?}" "${LOGIN_EMAIL?}" "${ADMIN_NAMESPACE?}" "${CHECK_DASHBOARD:?}" "${CHECK_PIPELINES:?}"
+: "${DASHBOARD_URL?}" "${LOGIN_EMAIL?}" "${ADMIN_NAMESPACE?}" "${CHECK_PROFILE:?}" "${CHECK_DASHBOARD:?}" "${CHECK_PIPELINES:?}"
 : "${GATEWAY_NAMESPACE:?}" "${GATEWAY_SERVICE:?}" "${TLS_SECRET:?}" "${PUBLIC_CA:?}"
 : "${KFP_NAMESPACE:?}" "${KFP_SERVICE:?}" "${KFP_PORT:?}" "${PIPELINE_YAML:?}"
 : "${GPU_NAMESPACE:?}" "${GPU_PODS?}" "${GPU_MANIFEST?}"
@@ -38,6 +39,15 @@ web() {
   echo "$_rc" >"$work/rc"
 }
 status() { printf '%s' "${1%% *}"; }
+# resolve_url REF PAGE: a link or form action of the page at URL PAGE as an absolute URL (empty: PAGE).
+resolve_url() {
+  case $1 in
+    "") printf '%s' "$2" ;;
+    http://*|https://*) printf '%s' "$1" ;;
+    /*) printf '%s%s' "$(printf '%s' "$2" | sed 's#^\(https*://[^/]*\).*#\1#')" "$1" ;;
+    *) printf '%s/%s' "${2%/*}" "$1" ;;
+  esac
+}
 final_url() { printf '%s' "${1#* }"; }
 # json_field KEY FILE: the first "KEY": "value" in a JSON response (KFP puts top-level ids and the
 # run's state before any nested object).
@@ -118,18 +128,24 @@ if [ "$MODE" = full ]; then
   # --- login: oauth2-proxy -> Dex's login form -> POST -> callback -> session cookie -----------------
   result=$(web "$work/form" -L "${base}oauth2/start?rd=%2F")
   form_url=$(final_url "$result")
+  if [ "$(status "$result")" = 200 ] && ! grep -q 'name="password"' "$work/form"; then
+    # With kubeflow.identityProvider Dex has two connectors (the provider and `local`, its static
+    # passwords, where the admin is) and shows its chooser (Dex's login.html: one <a href> per connector,
+    # the request's query HTML-escaped). The admin logs in through `local`.
+    link=$(tr '\n' ' ' <"$work/form" | grep -oE 'href="[^"]*/auth/local(\?[^"]*)?"' | head -n 1 \
+      | sed 's/^href="//; s/"$//; s/&amp;/\&/g')
+    if [ -n "$link" ]; then
+      say "Dex offers a choice of connectors; logging in through its local connector (static passwords)"
+      result=$(web "$work/form" -L "$(resolve_url "$link" "$form_url")")
+      form_url=$(final_url "$result")
+    fi
+  fi
   if [ "$(status "$result")" != 200 ] || ! grep -q 'name="password"' "$work/form"; then
     fail "the login did not reach Dex's login form: ${base}oauth2/start ended with HTTP $(status "$result") at $form_url ($(snippet "$work/form")). Check: kubectl -n oauth2-proxy logs deploy/oauth2-proxy; kubectl -n auth logs deploy/dex"
   fi
   # Dex's password form posts to its own URL (action="{{ .PostURL }}"); a theme may wrap the tag over lines.
   action=$(tr '\n' ' ' <"$work/form" | sed -n 's/.*<form[^>]*action="\([^"]*\)".*/\1/p' | sed 's/&amp;/\&/g')
-  origin=$(printf '%s' "$form_url" | sed 's#^\(https*://[^/]*\).*#\1#')
-  case $action in
-    "") post_url=$form_url ;;
-    http://*|https://*) post_url=$action ;;
-    /*) post_url="$origin$action" ;;
-    *) post_url="${form_url%/*}/$action" ;;
-  esac
+  post_url=$(resolve_url "$action" "$form_url")
   result=$(web "$work/landing" -L --data-urlencode "login=$LOGIN_EMAIL" --data-urlencode "password@$work/password" "$post_url")
   case $(final_url "$result") in
     */dex/auth*) fail "Dex refused the login of $LOGIN_EMAIL (HTTP $(status "$result")): the password Dex knows is not the stack's admin password. Check: kubectl -n auth logs deploy/dex; kubectl -n auth get secret dex-passwords" ;;
@@ -142,9 +158,16 @@ if [ "$MODE" = full ]; then
   report login "ok $LOGIN_EMAIL"
 
   # --- the admin's namespace, the dashboard -----------------------------------------------------------
-  wait_until "$(remaining)" "namespace $ADMIN_NAMESPACE (the admin's Profile)" \
-    "kubectl get profile $ADMIN_NAMESPACE -o yaml; kubectl -n kubeflow logs deploy/profiles-deployment" \
-    kubectl get namespace "$ADMIN_NAMESPACE"
+  if [ "$CHECK_PROFILE" = true ]; then
+    wait_until "$(remaining)" "namespace $ADMIN_NAMESPACE (the admin's Profile)" \
+      "kubectl get profile $ADMIN_NAMESPACE -o yaml; kubectl -n kubeflow logs deploy/profiles-deployment" \
+      kubectl get namespace "$ADMIN_NAMESPACE"
+    report profile "ok $ADMIN_NAMESPACE"
+    namespace=$ADMIN_NAMESPACE
+  else
+    report profile "skipped: the profiles component is off, so no Profile creates namespace $ADMIN_NAMESPACE"
+    namespace=""
+  fi
   if [ "$CHECK_DASHBOARD" = true ]; then
     result=$(web "$work/dashboard" "$base")
     [ "$(status "$result")" = 200 ] \
@@ -158,7 +181,12 @@ if [ "$MODE" = full ]; then
       "${base}api/workgroup/env-info as $LOGIN_EMAIL; kubectl get profile $ADMIN_NAMESPACE -o yaml" sees_namespace
     report dashboard "ok $ADMIN_NAMESPACE"
   fi
-  namespace=$ADMIN_NAMESPACE
+  if [ "$CHECK_PIPELINES" = true ] && [ -z "$namespace" ]; then
+    # Multi-user Pipelines need a Profile namespace (experiments name one, runs execute as its
+    # default-editor); settings refuse pipelines without profiles, so this is a guard only.
+    report pipelineRun "skipped: multi-user Pipelines run in a Profile namespace and the profiles component is off"
+    CHECK_PIPELINES=false
+  fi
 else
   ip=$(kubectl -n "$KFP_NAMESPACE" get service "$KFP_SERVICE" -o 'jsonpath={.spec.clusterIP}') \
     || fail "cannot read Service $KFP_NAMESPACE/$KFP_SERVICE"

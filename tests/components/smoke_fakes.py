@@ -49,6 +49,9 @@ class FakeKubeflow:
     login: bool = True  # full mode: everything but /dex and /oauth2 needs the session cookie
     anonymous_ok: bool = False  # a broken gateway that serves without a login
     rbac_denied: bool = False  # Istio's "RBAC: access denied" after the login
+    # kubeflow.identityProvider: Dex has two connectors (the provider's and `local`, the static
+    # passwords) and answers /dex/auth with its connector chooser instead of forwarding to the form.
+    chooser: bool = False
     polls_before_success: int = 1
     final_state: str = "SUCCEEDED"
     requests: list[Request] = field(default_factory=list)
@@ -116,6 +119,16 @@ class FakeKubeflow:
                 if path == "/dex/auth":
                     if q.get("client_id") != "kubeflow-oidc-authservice" or q.get("redirect_uri") != "/oauth2/callback":
                         return self._send(400, "Unregistered redirect_uri")
+                    if fake.chooser:
+                        # Shaped like Dex's login.html: one link per connector, the request's query on each
+                        # (html/template escapes its `&`), the outside provider first.
+                        query = "&amp;".join(f"{k}={v}" for k, v in (("client_id", q["client_id"]),
+                                             ("redirect_uri", "%2Foauth2%2Fcallback"), ("state", q["state"])))
+                        links = "".join(
+                            f'<div class="theme-form-row">\n  <a href="/dex/auth/{cid}?{query}" target="_self">'
+                            f'<button class="dex-btn">Log in with {name}</button></a>\n</div>\n'
+                            for cid, name in (("oidc", "Company SSO"), ("local", "Email")))
+                        return self._send(200, f"<html><body><h2>Log in to dex</h2>\n{links}</body></html>")
                     return self._send(302, headers={"Location": f"/dex/auth/local?state={q['state']}"})
                 if path == "/dex/auth/local":
                     req = secrets.token_hex(8)

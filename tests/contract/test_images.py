@@ -18,6 +18,7 @@ from components import images_plan
 from stacks import versions
 from tests import harness
 from tools import images as tool
+from tests.components.test_smoke import smoke_step_images as smoke_images
 
 
 def _have_tools() -> None:
@@ -46,8 +47,11 @@ def rendered(tree, upstream) -> dict[str, tuple[dict, dict]]:
 @pytest.mark.parametrize("stack", harness.STACKS)
 def test_the_stack_list_is_exactly_the_images_of_the_rendered_objects(rendered, stack):
     kustomized, helm = rendered[stack]
+    settings = tool.stack_settings(stack)
     truth = set().union(*kustomized.values(), *helm.values())
-    listed = images_plan.stack_images(tool.stack_settings(stack))
+    # The smoke step's pods (tests/components/test_smoke.py derives them from its pipeline IR and GPU pods).
+    truth |= {images_plan.Image(ref, where) for ref, where in smoke_images(settings)}
+    listed = images_plan.stack_images(settings)
     assert not listed.inexact and not listed.missing
     assert {i.ref for i in listed.images} - {i.ref for i in truth} == set(), "listed but not rendered"
     assert {i.ref for i in truth} - {i.ref for i in listed.images} == set(), "rendered but not listed"

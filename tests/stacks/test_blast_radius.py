@@ -20,6 +20,7 @@ from tests.stackdiff import (
     bump_version,
     compare,
     evaluate_change,
+    overrides_for,
     install_commands,
     kubernetes_resources,
     provider_urns,
@@ -293,3 +294,28 @@ def test_every_helm_release_takes_its_pin_from_versions_py(stack, runs):
     strays = [f"{r.name} ({r.inputs.get('chart')} {r.inputs.get('version')})"
               for r in run.registrations if r.type in HELM_TYPES and r.urn not in pinned]
     assert not strays, f"Helm releases not pinned through stacks/versions.py CHARTS: {strays}"
+
+
+# Kubeflow logins ----------------------------------------------------------------------------------
+
+LOGIN_CHANGES = {
+    "new user": lambda kf: {"kubeflow.users": [*(kf.get("users") or []), {"name": "carol", "email": "carol@example.com"}]},
+    "identity provider": lambda kf: {"kubeflow.identityProvider": {
+        "type": "oidc", "issuer": "https://login.example.com", "clientId": "kubeflow"}},
+}
+
+
+@pytest.mark.parametrize("what", LOGIN_CHANGES)
+def test_a_login_change_touches_the_kubeflow_layer_and_re_runs_the_smoke_step(what, runs):
+    # issue 13: the smoke step logs in; who can log in (users, the identity provider) is part of what it checks.
+    run = runs["cloud"]
+    kf = stack_config("cloud").get("kubeflow") or {}
+    secrets = ({"sshPrivateKey": harness.FAKE_SECRETS["sshPrivateKey"], "identityProviderSecret": "FAKE-IDP-SECRET"}
+               if what == "identity provider" else None)
+    changes = LOGIN_CHANGES[what](kf)
+    after = harness.run_stack("cloud", overrides=overrides_for("cloud", changes), **({"secrets": secrets} if secrets else {}))
+    change = compare(run, after)
+    smoke = smoke_rerun(change)
+    strays = {u for u in change.touched - smoke if not under(change, u, kubeflow_layer(run))}
+    assert not strays, f"{what} touched resources outside the Kubeflow layer:\n{change.names(strays)}"
+    assert_provider_untouched(change)
