@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from components import cert_manager_plan as plan
-from components import istio_plan
+from components.cert_manager import cert_manager_plan as plan
+from components.istio import istio_plan
 from stacks.settings import parse_settings
 from tests.stacks.test_settings import stack_raw
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bcrypt
 
-from components import credentials_plan as cp
+from components.kubeflow import credentials_plan as cp
 
 
 def test_dex_hash_verifies_and_is_the_same_every_run():

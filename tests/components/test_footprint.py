@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from components import footprint, footprint_guard, kfp_plan
+from components.kubeflow import footprint, footprint_guard, kfp_plan
 from stacks.settings import parse_settings
 from tests.stacks.test_settings import stack_raw
 
@@ -83,7 +83,7 @@ def test_guard_script_stops_with_the_components_to_switch_off(tmp_path, nodes, c
 def test_footprint_script_prints_every_stack_with_its_total():
     import sys
 
-    script = pathlib.Path(footprint.__file__).resolve().parent.parent / "scripts" / "kubeflow_footprint.py"
+    script = pathlib.Path(footprint.__file__).resolve().parents[2] / "scripts" / "kubeflow_footprint.py"
     result = subprocess.run([sys.executable, str(script)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -7,8 +7,8 @@ import copy
 import pytest
 import yaml
 
-from components import gpu_plan as plan
-from components import k3s_plan
+from components.gpu import gpu_plan as plan
+from components.k3s import k3s_plan
 from stacks.settings import ConfigError, parse_settings
 from tests.arm64 import kfp_arm64_images
 from tests.stacks.test_settings import stack_raw

@@ -14,7 +14,8 @@ import subprocess
 
 import pytest
 
-from components import gpu_plan, k3s_plan, scripts
+from components.gpu import gpu_plan
+from components.k3s import k3s_plan, scripts
 from stacks.settings import parse_settings
 from tests.arm64 import kfp_arm64_images
 from tests.stacks.test_settings import stack_raw

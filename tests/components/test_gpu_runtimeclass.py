@@ -13,7 +13,8 @@ import copy
 import pytest
 import yaml
 
-from components import gpu_plan, scripts
+from components.gpu import gpu_plan
+from components.k3s import scripts
 from stacks.settings import parse_settings
 from tests.components.test_gpu_preflight import sandbox_available
 from tests.stacks.test_settings import stack_raw

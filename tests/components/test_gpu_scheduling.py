@@ -11,7 +11,7 @@ import copy
 
 import pytest
 
-from components import k3s_plan
+from components.k3s import k3s_plan
 from stacks.settings import parse_settings
 from tests.arm64 import kfp_arm64_images
 from tests import scheduling

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from components import istio_plan as plan
+from components.istio import istio_plan as plan
 from stacks import versions
 from stacks.settings import parse_settings
 from tests.stacks.test_settings import stack_raw

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components import k3s_plan
+from components.k3s import k3s_plan
 from stacks import versions
 from stacks.settings import parse_settings
 from tests.arm64 import kfp_arm64_images

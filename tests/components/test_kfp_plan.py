@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from components import kfp_plan
+from components.kubeflow import kfp_plan
 from stacks.settings import parse_settings
 from tests.stacks.test_settings import stack_raw
 

@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from components.kubeconfig import rewrite_kubeconfig
+from components.k3s.kubeconfig import rewrite_kubeconfig
 from tests.harness import K3S_KUBECONFIG
 
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from components import kubeflow_overlay, kubeflow_plan as kp
+from components.kubeflow import kubeflow_overlay, kubeflow_plan as kp
 from stacks import kubeflow_components, profiles
 from stacks.settings import ConfigError, parse_settings
 from tests.stacks.test_settings import stack_raw

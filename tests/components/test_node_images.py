@@ -1,6 +1,6 @@
 """Images ahead of need: per-node pre-pull lists, the air-gapped platform bundle, registries.yaml.
 
-Lists are checked against the rendered data (components/images_data.json, proven equal to real renders
+Lists are checked against the rendered data (components/shared/images_data.json, proven equal to real renders
 by tests/contract/test_images.py); the graph under mocks shows who waits for what; the pre-pull script
 runs for real in a sandbox. What the SSH test bed (issue 10) should add is in docs/images.md.
 """
@@ -16,7 +16,8 @@ import subprocess
 import pytest
 import yaml
 
-from components import images_plan, node_images_plan as nip, scripts
+from components.shared import images_plan
+from components.k3s import node_images_plan as nip, scripts
 from stacks.settings import ConfigError, Registries, parse_settings
 from tests import harness
 from tests.stacks.test_settings import stack_raw
@@ -238,7 +239,7 @@ def test_the_preflight_counts_the_bundle_on_the_disk(bundle):
     (bundle / "big.tar").write_bytes(b"\0")
     os.truncate(bundle / "big.tar", 3 * 2**30)  # sparse: 3 GiB of archive
     s = settings("edge", k3s={"airgap": {**AIRGAP, "platformImages": str(bundle)}}, kubeflow={"manifestsPath": "./m"})
-    from components import k3s_plan
+    from components.k3s import k3s_plan
 
     assert k3s_plan.preflight_params(s, s.nodes[0])["IMAGES_DISK_GIB"] == 7  # staged + imported, rounded up
     assert k3s_plan.preflight_params(settings("dev"), settings("dev").nodes[0])["IMAGES_DISK_GIB"] == 0

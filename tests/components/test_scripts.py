@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from components import k3s_plan, scripts
+from components.k3s import k3s_plan, scripts
 from stacks.settings import parse_settings
 from tests.stacks.test_settings import stack_raw
 
@@ -34,7 +34,7 @@ def all_rendered_scripts():
                 for name in ("member.sh", "leave.sh"):
                     yield f"{stack}/{node.name}/{name}", scripts.render(name, k3s_plan.member_params(s, node, runner))
             yield f"{stack}/{node.name}/uninstall", scripts.render("uninstall.sh", k3s_plan.uninstall_params(node))
-            from components import node_images_plan  # issue 15: pre-pull list, platform bundle, registries.yaml
+            from components.k3s import node_images_plan  # issue 15: pre-pull list, platform bundle, registries.yaml
             for what, text in node_images_plan.node_scripts(s, node).items():
                 yield f"{stack}/{node.name}/{what}", text
         yield f"{stack}/joined", scripts.render("joined.sh", {"NODE_NAME": "agent-1"})
@@ -43,16 +43,16 @@ def all_rendered_scripts():
         yield f"{stack}/ready", scripts.render("wait-ready.sh", {"NODE_NAME": "x", "NODES": "a b", "WAIT_SECONDS": 60})
         yield f"{stack}/kubeconfig", scripts.render("read-kubeconfig.sh", {"NODE_NAME": "x"})
         if s.kubeflow.mode != "none":
-            from components import footprint_guard  # issue 4: the Kubeflow footprint guard
+            from components.kubeflow import footprint_guard  # issue 4: the Kubeflow footprint guard
             yield f"{stack}/kubeflow-capacity", footprint_guard.script(s)
         if s.gpu_nodes:
-            from components import gpu_plan  # issue 3: the GPU layer's readiness wait
+            from components.gpu import gpu_plan  # issue 3: the GPU layer's readiness wait
             yield f"{stack}/wait-gpu", scripts.render("wait-gpu.sh", gpu_plan.wait_params(s))
             for action in ("ensure", "keep"):
                 params = {**gpu_plan.runtime_class_params(s), "ACTION": action}
                 yield f"{stack}/gpu-runtimeclass-{action}", scripts.render("gpu-runtimeclass.sh", params)
         if s.kubeflow.mode != "none":
-            from components import smoke_plan  # issue 13: the smoke step at the end of `pulumi up`
+            from components.smoke import smoke_plan  # issue 13: the smoke step at the end of `pulumi up`
             yield f"{stack}/smoke", smoke_plan.script(s, "1767225600")
 
 

@@ -14,7 +14,9 @@ import time
 import pytest
 import yaml
 
-from components import images_plan, k3s_plan, scripts, smoke_plan
+from components.shared import images_plan
+from components.k3s import k3s_plan, scripts
+from components.smoke import smoke_plan
 from stacks import versions
 from stacks.settings import ConfigError, parse_settings
 from tests import harness

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from components import k3s_plan, storage_plan
+from components.k3s import k3s_plan
+from components.storage import storage_plan
 from stacks.settings import parse_settings
 from tests.stacks.test_settings import stack_raw
 

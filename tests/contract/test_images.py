@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from components import images_plan
+from components.shared import images_plan
 from stacks import versions
 from tests import harness
 from tools import images as tool
@@ -121,7 +121,7 @@ def test_kubeflow_and_kfp_paths_are_the_ones_the_graph_applies(runs):
 
 def test_the_local_manifests_tree_has_no_remote_base_left(tree):
     """What `tools.images manifests` prepares renders offline: no applied kustomization names a URL."""
-    from components import kubeflow_plan
+    from components.kubeflow import kubeflow_plan
 
     applied = [kubeflow_plan.Step(s.name, s.component, s.path) for s in kubeflow_plan.CATALOG]
     for k in tree.rglob("kustomization.yaml"):

@@ -28,12 +28,13 @@ from stacks import versions
 from stacks import settings as settings_model
 from stacks.settings import Settings
 
-from . import cert_manager_plan, istio_plan
-from . import kubeflow_overlay as ov
-from .kubeflow_overlay import ConfigMapMerge, Overlay, Patch
+from components.cert_manager import cert_manager_plan
+from components.istio import istio_plan
+from components.kubeflow import kubeflow_overlay as ov
+from components.kubeflow.kubeflow_overlay import ConfigMapMerge, Overlay, Patch
 
 # The Pulumi project directory: relative paths in the plan are relative to it.
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 
 CERT_MANAGER = "cert_manager"
 ISTIO = "istio"
@@ -493,7 +494,7 @@ def step_patches(settings: Settings, step: Step) -> tuple[tuple[Patch, ...], tup
         patches.append(Patch("ConfigMap", "dex", "auth", merge={"data": {"config.yaml": config}},
                              why="the configured admin and users instead of user@example.com"))
         # Dex reads its config at start: a new admin email or user must restart it. (A changed
-        # password restarts it through DEX_PASSWORDS_ANNOTATION, set by components/kubeflow.py.)
+        # password restarts it through DEX_PASSWORDS_ANNOTATION, set by components/kubeflow/kubeflow.py.)
         digest = hashlib.sha256(config.encode()).hexdigest()[:16]
         patches.append(Patch("Deployment", "dex", "auth", merge={
             "spec": {"template": {"metadata": {"annotations": {"kubeflow-k3s/dex-config": digest}}}}

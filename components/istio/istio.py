@@ -15,10 +15,11 @@ import pulumi_kubernetes as k8s
 
 from stacks.settings import Settings
 
-from . import cert_manager_plan, helm
-from . import istio_plan as plan
-from .cert_manager import CertManager
-from .k3s_cluster import K3sCluster
+from components.cert_manager import cert_manager_plan
+from components.shared import helm
+from components.istio import istio_plan as plan
+from components.cert_manager.cert_manager import CertManager
+from components.k3s.k3s_cluster import K3sCluster
 
 TIMEOUT_SECONDS = 600
 

@@ -9,9 +9,10 @@ import pulumi
 from stacks.config import Secrets
 from stacks.settings import Settings
 
-from . import kubeflow_plan, platform_layers
-from .kfp import KfpStandalone
-from .kubeflow import Kubeflow
+from components.kubeflow import kubeflow_plan
+from components import platform_layers
+from components.kubeflow.kfp import KfpStandalone
+from components.kubeflow.kubeflow import Kubeflow
 
 
 def _ready(layer: Any) -> list[pulumi.Resource]:

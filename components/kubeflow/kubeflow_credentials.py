@@ -13,8 +13,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from . import credentials_plan as plan
-from .k3s_cluster import K3sCluster
+from components.kubeflow import credentials_plan as plan
+from components.k3s.k3s_cluster import K3sCluster
 
 
 class KubeflowCredentials(pulumi.ComponentResource):

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from stacks import versions
 from stacks.settings import Settings
 
-from .kubeflow_overlay import Overlay, Patch
-from .kubeflow_plan import (KFP_DEPLOYMENTS_STANDALONE, as_overlay_resource, kfp_image_patches, kustomize_images,
+from components.kubeflow.kubeflow_overlay import Overlay, Patch
+from components.kubeflow.kubeflow_plan import (KFP_DEPLOYMENTS_STANDALONE, as_overlay_resource, kfp_image_patches, kustomize_images,
                             mysql_root_password_patch, overlay_dir)
 
 CLUSTER_SCOPED = "cluster-scoped-resources"

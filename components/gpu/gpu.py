@@ -13,9 +13,10 @@ import pulumi
 
 from stacks.settings import Settings
 
-from . import gpu_plan as plan
-from . import helm, scripts
-from .k3s_cluster import K3sCluster
+from components.gpu import gpu_plan as plan
+from components.shared import helm
+from components.k3s import scripts
+from components.k3s.k3s_cluster import K3sCluster
 
 OPERATOR_TIMEOUT_SECONDS = 1200
 WAIT_TIMEOUTS = pulumi.CustomTimeouts(create="35m", update="35m")

@@ -25,7 +25,7 @@ from typing import Any
 
 from stacks.settings import Settings
 
-from . import helm
+from components.shared import helm
 
 NAMESPACE = "istio-system"
 CNI_NAMESPACE = "kube-system"  # as Kubeflow: the privileged CNI DaemonSet stays out of the restricted istio-system

@@ -116,7 +116,7 @@ def node_config(settings: Settings, node: Node, token: str = TOKEN_PLACEHOLDER) 
         cfg["disable"] = ["traefik"]
         if settings.storage.default != "local-path":
             # K3s re-marks its local-path StorageClass default on every start; when another class is
-            # the default, its local-storage add-on is off (components/storage_plan.py).
+            # the default, its local-storage add-on is off (components/storage/storage_plan.py).
             cfg["disable"] = ["local-storage", "traefik"]
         cfg["write-kubeconfig-mode"] = "0600"
         cfg["default-local-storage-path"] = settings.storage.local_path
@@ -142,7 +142,7 @@ def node_config(settings: Settings, node: Node, token: str = TOKEN_PLACEHOLDER) 
         cfg["node-taint"] = taints
     if (settings.k3s.airgap and settings.k3s.airgap.registries) or settings.k3s.registries:
         cfg["private-registry"] = "/etc/rancher/k3s/registries.yaml"
-    from . import gpu_plan  # gpu_plan reads this module's taints: imported here, not at the top
+    from components.gpu import gpu_plan  # gpu_plan reads this module's taints: imported here, not at the top
 
     cfg.update(gpu_plan.k3s_config(settings, node))
     extra = k3s.extra_config if node.is_server else k3s.agent_extra_config
@@ -307,9 +307,9 @@ def preflight_params(settings: Settings, node: Node) -> dict[str, object]:
 
 def curl_needed_for(settings: Settings, node: Node) -> str:
     """Why the node needs curl ('' when it does not): K3s's online installer downloads with it, and the
-    smoke step (components/scripts/smoke.sh) talks to the gateway and the Pipelines API with it from the
+    smoke step (components/k3s/scripts/smoke.sh) talks to the gateway and the Pipelines API with it from the
     first server, air-gapped or not."""
-    from . import smoke_plan  # the smoke plan imports this module
+    from components.smoke import smoke_plan  # the smoke plan imports this module
 
     why = []
     if settings.k3s.airgap is None:
@@ -320,7 +320,7 @@ def curl_needed_for(settings: Settings, node: Node) -> str:
 
 
 def _images_disk_gib(settings: Settings, node: Node) -> int:
-    from . import node_images_plan  # issue 15: pre-pulled images and the air-gap bundle
+    from components.k3s import node_images_plan  # issue 15: pre-pulled images and the air-gap bundle
 
     return node_images_plan.disk_gib(settings, node)
 

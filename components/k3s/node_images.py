@@ -17,8 +17,8 @@ from pulumi_command import remote
 
 from stacks.settings import Node, Settings
 
-from . import node_images_plan as plan
-from .connection import NodeShell
+from components.k3s import node_images_plan as plan
+from components.k3s.connection import NodeShell
 
 IMPORT_TIMEOUTS = pulumi.CustomTimeouts(create="40m", update="40m", delete="5m")
 

@@ -1,6 +1,6 @@
 """Pure plan of the smoke step: the last step of every stack with Kubeflow (issue 13).
 
-One command on the first server (components/scripts/smoke.sh, where `curl` and `k3s kubectl` exist)
+One command on the first server (components/k3s/scripts/smoke.sh, where `curl` and `k3s kubectl` exist)
 checks the platform as its users use it, and fails `pulumi up` with a message naming what failed:
 
 - full mode: through the ingress gateway at the `kubeflowDashboardUrl` address (HTTPS, verified with
@@ -30,9 +30,14 @@ import yaml
 from stacks import versions
 from stacks.settings import Settings
 
-from . import cert_manager_plan, gpu_plan, helm, istio_plan, k3s_plan, kubeflow_plan, scripts
+from components.cert_manager import cert_manager_plan
+from components.gpu import gpu_plan
+from components.shared import helm
+from components.istio import istio_plan
+from components.k3s import k3s_plan, scripts
+from components.kubeflow import kubeflow_plan
 
-PIPELINE_FILE = pathlib.Path(__file__).resolve().parent / "smoke" / "hello-pipeline.yaml"
+PIPELINE_FILE = pathlib.Path(__file__).resolve().parent / "hello-pipeline.yaml"
 K3S_BIN = "/usr/local/bin/k3s"
 # KFP's API server Service (both modes) and its HTTP port (KFP 2.16.0 manifests, ml-pipeline Service).
 KFP_NAMESPACE = "kubeflow"

@@ -13,9 +13,9 @@ import pulumi_kubernetes as k8s
 
 from stacks.settings import Settings
 
-from . import credentials_plan, footprint_guard, kfp_plan, kubeflow_overlay, kubeflow_plan
-from .k3s_cluster import K3sCluster
-from .kubeflow_credentials import KubeflowCredentials, needed_values
+from components.kubeflow import credentials_plan, footprint_guard, kfp_plan, kubeflow_overlay, kubeflow_plan
+from components.k3s.k3s_cluster import K3sCluster
+from components.kubeflow.kubeflow_credentials import KubeflowCredentials, needed_values
 
 SECRETS = ("mlpipeline-minio-artifact", "mysql-secret")
 

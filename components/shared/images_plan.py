@@ -3,7 +3,7 @@
 The program cannot run kustomize or Helm at `pulumi up` time, so `tools.images --generate` renders every
 Kubeflow path, the KFP paths and every Helm release the stacks can produce (real kustomize over the
 overlays, real `helm template` with the program's values) and commits what it found in
-components/images_data.json. tests/contract/test_images.py renders again and proves, per stack, that
+components/shared/images_data.json. tests/contract/test_images.py renders again and proves, per stack, that
 `stack_images` equals the images of the rendered objects (nothing missing, nothing extra) and that the
 data file is what the generator writes.
 
@@ -32,7 +32,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 from stacks.settings import Node, Settings
 
-from . import cert_manager_plan, gpu_plan, istio_plan, k3s_plan, kfp_plan, kubeflow_plan, storage_plan
+from components.cert_manager import cert_manager_plan
+from components.gpu import gpu_plan
+from components.istio import istio_plan
+from components.k3s import k3s_plan
+from components.kubeflow import kfp_plan, kubeflow_plan
+from components.storage import storage_plan
 
 DATA_FILE = pathlib.Path(__file__).with_name("images_data.json")
 
@@ -284,7 +289,7 @@ def stack_images(settings: Settings) -> StackImages:
             inexact.append(rel.name)
             for rows in variants.values():
                 images |= _decode(rows)
-    from . import smoke_plan  # the smoke step's pods (the last step of `up`) run these too, air-gapped or not
+    from components.smoke import smoke_plan  # the smoke step's pods (the last step of `up`) run these too, air-gapped or not
 
     if smoke_plan.enabled(settings):
         images |= {Image(ref, ANY) for ref in smoke_plan.pipeline_images()}

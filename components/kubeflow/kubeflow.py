@@ -17,9 +17,9 @@ import pulumi_kubernetes as k8s
 
 from stacks.settings import Settings
 
-from . import credentials_plan, footprint_guard, kubeflow_overlay, kubeflow_plan
-from .k3s_cluster import K3sCluster
-from .kubeflow_credentials import KubeflowCredentials, needed_values
+from components.kubeflow import credentials_plan, footprint_guard, kubeflow_overlay, kubeflow_plan
+from components.k3s.k3s_cluster import K3sCluster
+from components.kubeflow.kubeflow_credentials import KubeflowCredentials, needed_values
 
 
 class Kubeflow(pulumi.ComponentResource):

@@ -182,7 +182,7 @@ class Overlay:
         return doc
 
     def text(self) -> str:
-        header = "# Written by kubeflow-k3s (components/kubeflow_overlay.py). Do not edit; no secrets here.\n"
+        header = "# Written by kubeflow-k3s (components/kubeflow/kubeflow_overlay.py). Do not edit; no secrets here.\n"
         return header + yaml.safe_dump(self.kustomization(), sort_keys=False, width=1000)
 
     def digest(self) -> str:

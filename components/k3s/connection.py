@@ -10,7 +10,7 @@ from pulumi_command import local, remote
 
 from stacks.settings import Node, Settings
 
-from . import scripts
+from components.k3s import scripts
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class NodeShell:
         secret_output: bool = False,
         opts: pulumi.ResourceOptions,
     ) -> pulumi.CustomResource:
-        """A command whose texts are scripts from components/scripts (rendered by scripts.render).
+        """A command whose texts are scripts from components/k3s/scripts (rendered by scripts.render).
 
         - `secret_output`: stdout/stderr carry secrets: logging is off and both outputs are secret.
         - add_previous_output_in_env is off: over SSH it is sent with setenv, which sshd refuses unless

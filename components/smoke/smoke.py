@@ -13,8 +13,8 @@ import pulumi
 
 from stacks.settings import Settings
 
-from . import smoke_plan
-from .k3s_cluster import K3sCluster
+from components.smoke import smoke_plan
+from components.k3s.k3s_cluster import K3sCluster
 
 
 class Smoke(pulumi.ComponentResource):

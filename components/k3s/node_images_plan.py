@@ -26,7 +26,7 @@ import yaml
 
 from stacks.settings import ConfigError, Node, Registries, Settings
 
-from . import images_plan
+from components.shared import images_plan
 
 IMAGES_DIR = "/var/lib/rancher/k3s/agent/images"
 LIST_FILE = "kubeflow-k3s-platform.txt"
@@ -169,7 +169,7 @@ def registries_params(node: Node) -> dict[str, object]:
 
 
 def registries_scripts(node: Node) -> dict[str, str]:
-    from . import scripts
+    from components.k3s import scripts
 
     return {
         "registries": scripts.render("registries.sh", registries_params(node)),
@@ -179,7 +179,7 @@ def registries_scripts(node: Node) -> dict[str, str]:
 
 def node_scripts(settings: Settings, node: Node, rewrite: Callable[[str], str] = lambda ref: ref) -> dict[str, str]:
     """Every script of this module for one node, rendered (the component picks what the stack uses)."""
-    from . import scripts
+    from components.k3s import scripts
 
     listing = {"NODE_NAME": node.name, "IMAGES_DIR": IMAGES_DIR, "LIST_FILE": LIST_FILE}
     bundle = {"NODE_NAME": node.name, "BUNDLE_DIR": BUNDLE_DIR}

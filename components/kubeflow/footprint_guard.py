@@ -10,9 +10,10 @@ import pulumi
 
 from stacks.settings import Settings
 
-from . import footprint, k3s_plan, scripts
-from .connection import node_shell
-from .k3s_cluster import K3sCluster
+from components.kubeflow import footprint
+from components.k3s import k3s_plan, scripts
+from components.k3s.connection import node_shell
+from components.k3s.k3s_cluster import K3sCluster
 
 
 def params(settings: Settings) -> dict[str, object]:

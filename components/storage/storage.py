@@ -13,9 +13,9 @@ import pulumi
 
 from stacks.settings import Settings
 
-from . import helm
-from . import storage_plan as plan
-from .k3s_cluster import K3sCluster
+from components.shared import helm
+from components.storage import storage_plan as plan
+from components.k3s.k3s_cluster import K3sCluster
 
 LONGHORN_TIMEOUT_SECONDS = 1200  # engine and instance-manager images on every node
 

@@ -36,7 +36,7 @@ import yaml
 
 from stacks.settings import Node, Settings
 
-from . import k3s_plan
+from components.k3s import k3s_plan
 
 OPERATOR_NAMESPACE = "gpu-operator"
 DEVICE_PLUGIN_NAMESPACE = "nvidia-device-plugin"

@@ -19,9 +19,10 @@ from pulumi_command import remote
 
 from stacks.settings import Node, Settings
 
-from . import k3s_plan, node_images, node_images_plan, scripts, storage_plan
-from .connection import NodeShell, node_shell
-from .kubeconfig import rewrite_kubeconfig
+from components.k3s import k3s_plan, node_images, node_images_plan, scripts
+from components.storage import storage_plan
+from components.k3s.connection import NodeShell, node_shell
+from components.k3s.kubeconfig import rewrite_kubeconfig
 
 INSTALL_TIMEOUTS = pulumi.CustomTimeouts(create="40m", update="40m", delete="15m")
 
@@ -198,7 +199,7 @@ class K3sCluster(pulumi.ComponentResource):
                                              [first.install], servers=server_installs,
                                              opts=pulumi.ResourceOptions(parent=self), registries=registries)
 
-        # Pre-pull lists and air-gap bundle imports, once each node runs K3s (components/node_images.py).
+        # Pre-pull lists and air-gap bundle imports, once each node runs K3s (components/k3s/node_images.py).
         self.images = {n: node_images.NodeImages(f"{name}-{n}", settings, settings.node(n), shells[n],
                                                  self.nodes[n].install, self.nodes[n]) for n in self.nodes}
         first_shell = shells[settings.first_server.name]

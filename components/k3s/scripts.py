@@ -1,4 +1,4 @@
-"""Render the shell scripts in components/scripts/ into command text.
+"""Render the shell scripts in components/k3s/scripts/ into command text.
 
 A script is `lib.sh` + parameter assignments + the script body. Parameters are quoted with
 shlex.quote, so no value can break out of its assignment. Secrets are never parameters: they travel

@@ -13,7 +13,7 @@ from typing import Any
 
 from stacks.settings import Node, Settings
 
-from . import k3s_plan
+from components.k3s import k3s_plan
 
 NAMESPACE_LONGHORN = "longhorn-system"
 NAMESPACE_NFS = "nfs-provisioner"

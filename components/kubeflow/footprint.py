@@ -6,9 +6,9 @@ Figures per component are kubeflow/manifests 26.03 README's "Kubeflow Components
 proxy into every pod of `kubeflow`, `kubeflow-system` and `knative-serving`. The sidecar counts per
 component are counted in the rendered 26.03 manifests (tests/contract/test_kubeflow_footprint.py
 recounts them). The sidecar request is the one the platform's Istio layer sets
-(components/istio_plan.py: global.proxy.resources.requests).
+(components/istio/istio_plan.py: global.proxy.resources.requests).
 
-Edge installs standalone KFP, trimmed by components/kfp_plan.py: its figure is the sum of that trim.
+Edge installs standalone KFP, trimmed by components/kubeflow/kfp_plan.py: its figure is the sum of that trim.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def footprint(settings: Settings) -> Footprint:
     if mode == "none":
         return Footprint(())
     if mode == "pipelines":
-        from . import kfp_plan  # the trimmed standalone KFP
+        from components.kubeflow import kfp_plan  # the trimmed standalone KFP
 
         cpu, mem = kfp_plan.trimmed_totals()
         return Footprint((Need("Kubeflow Pipelines standalone (trimmed)", cpu, mem),))

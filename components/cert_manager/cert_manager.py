@@ -9,9 +9,10 @@ import pulumi_kubernetes as k8s
 
 from stacks.settings import Settings
 
-from . import cert_manager_plan as plan
-from . import helm, istio_plan
-from .k3s_cluster import K3sCluster
+from components.cert_manager import cert_manager_plan as plan
+from components.shared import helm
+from components.istio import istio_plan
+from components.k3s.k3s_cluster import K3sCluster
 
 TIMEOUT_SECONDS = 600
 
