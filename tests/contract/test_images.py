@@ -18,7 +18,7 @@ from components.shared import images_plan
 from stacks import versions
 from tests import harness
 from tools import images as tool
-from tests.components.test_smoke import smoke_step_images as smoke_images
+from tests.components.smoke.test_smoke import smoke_step_images as smoke_images
 
 
 def _have_tools() -> None:
@@ -49,7 +49,7 @@ def test_the_stack_list_is_exactly_the_images_of_the_rendered_objects(rendered, 
     kustomized, helm = rendered[stack]
     settings = tool.stack_settings(stack)
     truth = set().union(*kustomized.values(), *helm.values())
-    # The smoke step's pods (tests/components/test_smoke.py derives them from its pipeline IR and GPU pods).
+    # The smoke step's pods (tests/components/smoke/test_smoke.py derives them from its pipeline IR and GPU pods).
     truth |= {images_plan.Image(ref, where) for ref, where in smoke_images(settings)}
     listed = images_plan.stack_images(settings)
     assert not listed.inexact and not listed.missing

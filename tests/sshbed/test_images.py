@@ -44,7 +44,7 @@ def test_a_registries_change_restarts_one_node_at_a_time_without_blocking(bed):
 
 def edge_settings(nodes, k3s=None, **overrides):
     """The settings `program()` evaluates (same config), for the plan's expectations."""
-    from tests.components.test_node_images import settings
+    from tests.components.k3s.test_node_images import settings
 
     config = {"nodes": nodes, "preflight": {"minMemoryMiB": 256, "minDiskGiB": 1},
               "k3s": {"installTimeoutSeconds": 60, **(k3s or {})}, "kubeflow": {"mode": "none"}, **overrides}

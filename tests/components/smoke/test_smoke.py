@@ -20,7 +20,7 @@ from components.smoke import smoke_plan
 from stacks import versions
 from stacks.settings import ConfigError, parse_settings
 from tests import harness
-from tests.components import smoke_fakes as fakes
+from tests.components.smoke import smoke_fakes as fakes
 from tests.stacks.test_settings import stack_raw
 
 KUBEFLOW_STACKS = [s for s in harness.STACKS if parse_settings(stack_raw(s), s).kubeflow.mode != "none"]

@@ -16,7 +16,7 @@ import yaml
 from components.gpu import gpu_plan
 from components.k3s import scripts
 from stacks.settings import parse_settings
-from tests.components.test_gpu_preflight import sandbox_available
+from tests.components.gpu.test_gpu_preflight import sandbox_available
 from tests.stacks.test_settings import stack_raw
 
 import subprocess

@@ -213,7 +213,7 @@ def bundle(tmp_path) -> pathlib.Path:
 
 
 def test_the_bundle_is_imported_before_anything_is_applied(bundle, tmp_path):
-    from tests.components.test_k3s_cluster import airgap_files
+    from tests.components.k3s.test_k3s_cluster import airgap_files
 
     k3s_files = airgap_files(tmp_path)  # real files: the program hashes what it stages
     del k3s_files["registries"]

@@ -1,4 +1,4 @@
-"""Local fakes for running the real smoke.sh offline (tests/components/test_smoke.py).
+"""Local fakes for running the real smoke.sh offline (tests/components/smoke/test_smoke.py).
 
 - FakeKubeflow: one HTTP(S) server on 127.0.0.1 that plays the three login hops the way Kubeflow 26.03
   wires them (oauth2-proxy refuses anonymous requests and starts the flow at /oauth2/start with a CSRF
