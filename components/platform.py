@@ -9,9 +9,12 @@ import pulumi
 from stacks.config import Secrets
 from stacks.settings import Settings
 
-from . import k3s_plan, kubeflow_layer, platform_layers, smoke_plan
-from .k3s_cluster import K3sCluster
-from .smoke import Smoke
+from components.k3s import k3s_plan
+from components.kubeflow import kubeflow_layer
+from components import platform_layers
+from components.smoke import smoke_plan
+from components.k3s.k3s_cluster import K3sCluster
+from components.smoke.smoke import Smoke
 
 
 @dataclass

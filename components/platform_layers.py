@@ -23,12 +23,13 @@ import pulumi
 
 from stacks.settings import ConfigError, Settings
 
-from . import gpu_plan, storage_plan
-from .cert_manager import CertManager
-from .gpu import Gpu
-from .istio import Istio
-from .k3s_cluster import K3sCluster
-from .storage import Storage
+from components.gpu import gpu_plan
+from components.storage import storage_plan
+from components.cert_manager.cert_manager import CertManager
+from components.gpu.gpu import Gpu
+from components.istio.istio import Istio
+from components.k3s.k3s_cluster import K3sCluster
+from components.storage.storage import Storage
 
 
 @dataclass

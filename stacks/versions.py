@@ -11,7 +11,7 @@ K3S_VERSION = "v1.34.6+k3s1"
 KUBERNETES_MINOR = "1.34"
 
 # The oldest K3s the program supports (stacks/settings.py refuses older `k3s.version`s), per minor line.
-# - containerd 2 (the GPU operator's socket-only toolkit setup, components/gpu_plan.py): K3s ships it
+# - containerd 2 (the GPU operator's socket-only toolkit setup, components/gpu/gpu_plan.py): K3s ships it
 #   since the February 2025 releases v1.31.6+k3s1 and v1.32.2+k3s1 (k3s-io/docs#567);
 # - the static CNI bin dir /var/lib/rancher/k3s/data/cni (Istio CNI's k3s profile): since the
 #   October 2024 releases (k3s-io/k3s#10868), older than the floor above.
@@ -44,7 +44,7 @@ CHARTS = {
     ),
 }
 
-# Images of the smoke step (components/smoke_plan.py): the pipeline's one step (also in the compiled
+# Images of the smoke step (components/smoke/smoke_plan.py): the pipeline's one step (also in the compiled
 # pipeline components/smoke/hello-pipeline.yaml, tests check they agree) and the GPU check pod (the
 # NVIDIA runtime injects nvidia-smi and the driver libraries; no CUDA image, so no CUDA version floor).
 SMOKE_PIPELINE_IMAGE = "docker.io/library/busybox:1.37.0"

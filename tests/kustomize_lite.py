@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from components.kubeflow_overlay import Overlay
+from components.kubeflow.kubeflow_overlay import Overlay
 
 # Lists merged by `name` in strategic-merge patches of built-in kinds (Kubernetes' patchMergeKey).
 MERGE_BY_NAME = {"containers", "initContainers", "env", "volumes", "volumeMounts", "ports"}

@@ -25,7 +25,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import k3s_plan
+from components.k3s import k3s_plan
 from stacks.settings import Node, Settings
 
 HARD_EFFECTS = ("NoSchedule", "NoExecute")

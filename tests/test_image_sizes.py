@@ -10,7 +10,7 @@ import stat
 import subprocess
 import sys
 
-from components import images_plan
+from components.shared import images_plan
 from tools import image_sizes
 from tools.images import stack_settings
 

@@ -50,7 +50,8 @@ def images_row(stack: str, run: harness.Run, g: graph.Graph) -> dict:
     """Issue 15: images the stack runs, how many K3s pre-pulls per node as soon as it runs (their pulls
     leave the chain of waits: each was pulled when its workload was created, at the end of it), and
     the critical path with pre-pull off, for comparison."""
-    from components import images_plan, node_images_plan
+    from components.shared import images_plan
+    from components.k3s import node_images_plan
     from tools import images
 
     s = images.stack_settings(stack)

@@ -26,8 +26,8 @@ import subprocess
 import sys
 from typing import Any, Callable
 
-from components import images_plan
-from components.kubeflow_overlay import split_image
+from components.shared import images_plan
+from components.kubeflow.kubeflow_overlay import split_image
 from stacks.settings import Settings
 
 from .images import ToolError, stack_settings

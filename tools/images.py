@@ -3,7 +3,7 @@ and prepare a local kubeflow/manifests tree whose remote bases are vendored (doc
 
     venv/bin/python -m tools.images edge                     # every image of the stack, one per line
     venv/bin/python -m tools.images cloud --node gpu-1       # the pre-pull list of one node
-    venv/bin/python -m tools.images --generate               # re-render components/images_data.json
+    venv/bin/python -m tools.images --generate               # re-render components/shared/images_data.json
     venv/bin/python -m tools.images bundle edge --out DIR [--dry-run]       # skopeo: one tarball per image
     venv/bin/python -m tools.images manifests --manifests CHECKOUT --bases DIR --out DIR
 
@@ -29,7 +29,8 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
-from components import images_plan, kfp_plan, kubeflow_overlay, kubeflow_plan
+from components.shared import images_plan
+from components.kubeflow import kfp_plan, kubeflow_overlay, kubeflow_plan
 from stacks import versions
 from stacks.settings import KFP_AMD64_ONLY_IMAGES, ConfigError, Settings, parse_settings
 

@@ -12,8 +12,8 @@ import functools
 import pathlib
 import tempfile
 
-from components import kfp_plan, kubeflow_overlay, kubeflow_plan as kp
-from components.kubeflow_overlay import OVERLAY_ROOT
+from components.kubeflow import kfp_plan, kubeflow_overlay, kubeflow_plan as kp
+from components.kubeflow.kubeflow_overlay import OVERLAY_ROOT
 from stacks.settings import Settings, parse_settings
 from tests.contract import kubeflow_upstream as up
 

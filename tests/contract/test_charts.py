@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from components import istio_plan
+from components.istio import istio_plan
 from stacks import versions
 from tests import harness
 from tests.arm64 import kfp_arm64_images
@@ -154,7 +154,7 @@ def test_every_release_is_pinned_with_a_timeout(all_releases):
     for stack, key, _, r in all_releases:
         assert r.inputs["version"] == versions.CHARTS[key][2], (stack, r.name)
         # Atomic, except the GPU operator: uninstalling a failed first install would delete the
-        # ClusterPolicy and with it K3s's `nvidia` RuntimeClass (components/gpu.py).
+        # ClusterPolicy and with it K3s's `nvidia` RuntimeClass (components/gpu/gpu.py).
         assert r.inputs["timeout"] > 0 and r.inputs.get("atomic") is (key != "gpu-operator"), (stack, r.name)
         assert not r.inputs.get("skipAwait"), (stack, r.name)
 
@@ -327,7 +327,7 @@ def harness_settings(stack: str):
 
 
 def test_cert_manager_has_kubeflows_issuer_and_policies(upstream):
-    from components import cert_manager_plan
+    from components.cert_manager import cert_manager_plan
 
     overlay = "cert-manager/overlays/kubeflow"
     docs = [d for f in sorted((upstream / KF / overlay).glob("*.yaml")) if f.name != "kustomization.yaml"
@@ -343,7 +343,7 @@ def test_acme_solver_fields_exist_in_cert_managers_crd(upstream):
     """The ClusterIssuer fields the program sets exist in cert-manager 1.19's CRD (Kubeflow's rendered copy)."""
     import yaml
 
-    from components import cert_manager_plan
+    from components.cert_manager import cert_manager_plan
     from stacks.settings import parse_settings
     from tests.stacks.test_settings import stack_raw
 

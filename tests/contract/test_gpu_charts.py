@@ -1,7 +1,7 @@
 """The GPU releases as Helm really renders them (tests/helm_render.py), and what a settings change does to them.
 
 The operator's own behaviour on what Helm renders is taken from its source at v26.7.0 (cited in
-components/gpu_plan.py): `devicePlugin.config.name` is the name of a configMap volume in the device plugin
+components/gpu/gpu_plan.py): `devicePlugin.config.name` is the name of a configMap volume in the device plugin
 DaemonSet's pod template (handleDevicePluginConfig), the DaemonSets update with `daemonsets.updateStrategy`,
 and the operands run with `spec.daemonsets.tolerations`.
 """
@@ -13,7 +13,8 @@ import copy
 import pytest
 import yaml
 
-from components import gpu_plan, k3s_plan
+from components.gpu import gpu_plan
+from components.k3s import k3s_plan
 from stacks.settings import parse_settings
 from tests.arm64 import kfp_arm64_images
 from tests import harness, scheduling

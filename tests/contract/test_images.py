@@ -14,11 +14,11 @@ import shutil
 
 import pytest
 
-from components import images_plan
+from components.shared import images_plan
 from stacks import versions
 from tests import harness
 from tools import images as tool
-from tests.components.test_smoke import smoke_step_images as smoke_images
+from tests.components.smoke.test_smoke import smoke_step_images as smoke_images
 
 
 def _have_tools() -> None:
@@ -49,7 +49,7 @@ def test_the_stack_list_is_exactly_the_images_of_the_rendered_objects(rendered, 
     kustomized, helm = rendered[stack]
     settings = tool.stack_settings(stack)
     truth = set().union(*kustomized.values(), *helm.values())
-    # The smoke step's pods (tests/components/test_smoke.py derives them from its pipeline IR and GPU pods).
+    # The smoke step's pods (tests/components/smoke/test_smoke.py derives them from its pipeline IR and GPU pods).
     truth |= {images_plan.Image(ref, where) for ref, where in smoke_images(settings)}
     listed = images_plan.stack_images(settings)
     assert not listed.inexact and not listed.missing
@@ -121,7 +121,7 @@ def test_kubeflow_and_kfp_paths_are_the_ones_the_graph_applies(runs):
 
 def test_the_local_manifests_tree_has_no_remote_base_left(tree):
     """What `tools.images manifests` prepares renders offline: no applied kustomization names a URL."""
-    from components import kubeflow_plan
+    from components.kubeflow import kubeflow_plan
 
     applied = [kubeflow_plan.Step(s.name, s.component, s.path) for s in kubeflow_plan.CATALOG]
     for k in tree.rglob("kustomization.yaml"):

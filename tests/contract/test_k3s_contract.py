@@ -59,7 +59,7 @@ def test_k3s_pin_matches_kubeflows_kubernetes(upstream):
 
 
 def test_inotify_limits_are_kubeflows(upstream):
-    from components import k3s_plan
+    from components.k3s import k3s_plan
 
     readme = (upstream / "kubeflow-manifests-26.03" / "README.md").read_text()
     for key in ("fs.inotify.max_user_instances", "fs.inotify.max_user_watches"):

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from components import kfp_plan
+from components.kubeflow import kfp_plan
 from stacks.settings import parse_settings
 from tests.kustomize_lite import apply, load
 from tests.stacks.test_settings import stack_raw

@@ -20,7 +20,9 @@ import subprocess
 import pytest
 import yaml
 
-from components import cert_manager_plan, istio_plan, kubeflow_plan as kp
+from components.cert_manager import cert_manager_plan
+from components.istio import istio_plan
+from components.kubeflow import kubeflow_plan as kp
 from stacks.settings import parse_settings
 from tests.contract import kubeflow_upstream as up
 from tests.kustomize_lite import apply

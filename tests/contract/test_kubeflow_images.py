@@ -16,7 +16,7 @@ import copy
 import pytest
 import yaml
 
-from components import kfp_plan, kubeflow_overlay as ov, kubeflow_plan as kp
+from components.kubeflow import kfp_plan, kubeflow_overlay as ov, kubeflow_plan as kp
 from stacks import settings as sm
 from stacks.settings import ConfigError, parse_settings
 from tests.arm64 import kfp_arm64_images

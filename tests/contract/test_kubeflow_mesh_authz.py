@@ -21,7 +21,9 @@ import subprocess
 import pytest
 import yaml
 
-from components import helm, istio_plan, kubeflow_plan as kp
+from components.shared import helm
+from components.istio import istio_plan
+from components.kubeflow import kubeflow_plan as kp
 from stacks import versions
 from tests.contract import kubeflow_upstream as up
 from tests.contract import kubeflow_variants as kv

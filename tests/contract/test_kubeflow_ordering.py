@@ -21,7 +21,7 @@ import copy
 
 import pytest
 
-from components import kubeflow_overlay, kubeflow_plan as kp
+from components.kubeflow import kubeflow_overlay, kubeflow_plan as kp
 from stacks.settings import parse_settings
 from tests.contract import kubeflow_upstream as up
 from tests.kustomize_lite import apply

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from components import footprint, kfp_plan, kubeflow_plan as kp
+from components.kubeflow import footprint, kfp_plan, kubeflow_plan as kp
 from tests.contract import kubeflow_upstream as up
 
 
@@ -127,7 +127,7 @@ def test_sidecar_counts_are_the_injected_workloads_of_the_rendered_manifests(ups
 
 
 def test_sidecar_request_is_the_platforms_istio_proxy_request():
-    istio_plan = pytest.importorskip("components.istio_plan")
+    istio_plan = pytest.importorskip("components.istio.istio_plan")
     from tests.stacks.test_settings import stack_raw
     from stacks.settings import parse_settings
 

@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from components import kubeflow_overlay as ov, kubeflow_plan as kp
+from components.kubeflow import kubeflow_overlay as ov, kubeflow_plan as kp
 from tests import harness
 from tests.contract import kubeflow_upstream as up
 from tests.contract import kubeflow_variants as kv
@@ -186,7 +186,7 @@ def test_every_kfp_standalone_patch_changes_the_rendering(upstream, variant):
     base = rs.kfp_standalone_upstream(s)
     _, after = rs.kfp_standalone(s)
     after_by_key = {key(d): d for d in after}
-    overlay = __import__("components.kfp_plan", fromlist=["plan"]).plan(s).overlay
+    overlay = __import__("components.kubeflow.kfp_plan", fromlist=["plan"]).plan(s).overlay
     for patch in overlay.patches:
         [target] = _targets(patch, base)
         if patch.delete:

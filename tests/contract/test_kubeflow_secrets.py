@@ -18,7 +18,7 @@ import subprocess
 import bcrypt
 import pytest
 
-from components import credentials_plan as cp, kfp_plan, kubeflow_plan as kp
+from components.kubeflow import credentials_plan as cp, kfp_plan, kubeflow_plan as kp
 from stacks.settings import parse_settings
 from tests import harness
 from tests.contract import kubeflow_upstream as up

@@ -19,7 +19,7 @@ import bcrypt
 import pytest
 import yaml
 
-from components import kubeflow_plan as kp
+from components.kubeflow import kubeflow_plan as kp
 from stacks import settings as sm
 from stacks.settings import ConfigError, parse_settings
 from tests import harness

@@ -1,4 +1,4 @@
-"""Images ahead of need over the SSH bed (components/node_images.py): the program's own command texts,
+"""Images ahead of need over the SSH bed (components/k3s/node_images.py): the program's own command texts,
 exec'd over real SSH as a non-root sudo user against simulated K3s hosts, in the engine's order."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def test_a_registries_change_restarts_one_node_at_a_time_without_blocking(bed):
 
 def edge_settings(nodes, k3s=None, **overrides):
     """The settings `program()` evaluates (same config), for the plan's expectations."""
-    from tests.components.test_node_images import settings
+    from tests.components.k3s.test_node_images import settings
 
     config = {"nodes": nodes, "preflight": {"minMemoryMiB": 256, "minDiskGiB": 1},
               "k3s": {"installTimeoutSeconds": 60, **(k3s or {})}, "kubeflow": {"mode": "none"}, **overrides}
@@ -52,7 +52,7 @@ def edge_settings(nodes, k3s=None, **overrides):
 
 
 def test_the_pre_pull_list_lands_in_the_images_directory_only_once_k3s_runs(bed):
-    from components import node_images_plan as nip
+    from components.k3s import node_images_plan as nip
 
     nodes = [node("edge-1", "10.9.5.1")]
     images = {"images": {"prePull": True}}
@@ -85,7 +85,7 @@ def test_the_pre_pull_list_lands_in_the_images_directory_only_once_k3s_runs(bed)
 
 
 def test_an_air_gapped_bundle_is_imported_once_k3s_runs_and_before_kfp(bed, tmp_path):
-    from components import node_images_plan as nip
+    from components.k3s import node_images_plan as nip
     from tests.sshbed.test_k3s_lifecycle import airgap
 
     nodes = [node("edge-1", "10.9.6.1")]

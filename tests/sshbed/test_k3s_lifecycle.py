@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from components import k3s_plan
+from components.k3s import k3s_plan
 from stacks import versions
 from tests import harness
 from tests.sshbed.engine import CommandFailed, Deployment
@@ -358,7 +358,7 @@ def test_preflight_on_raspberry_pi_ubuntu_needs_the_vxlan_module(bed):
 
 
 def test_host_packages_wait_for_the_apt_lock_of_a_fresh_vm(bed):
-    from components import scripts
+    from components.k3s import scripts
     from stacks.settings import parse_settings
     from tests.stacks.test_settings import stack_raw
 

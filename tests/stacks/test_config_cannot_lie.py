@@ -13,7 +13,7 @@ import copy
 import pulumi
 import pytest
 
-from components import k3s_plan
+from components.k3s import k3s_plan
 from stacks import config as stack_config
 from stacks import versions
 from stacks.settings import NS, ConfigError, parse_settings

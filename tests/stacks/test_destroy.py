@@ -204,7 +204,7 @@ def test_prepare_delete_removes_every_file_prepare_wrote(runs, stack, tmp_path):
 
 @pytest.mark.parametrize("stack", ["dev", "edge"])
 def test_destroy_removes_the_air_gap_staging_files(stack, tmp_path):
-    from tests.components.test_k3s_cluster import airgap_files
+    from tests.components.k3s.test_k3s_cluster import airgap_files
 
     files = tmp_path / "airgap"
     files.mkdir()

@@ -35,7 +35,7 @@ def in_gpu_layer(run: harness.Run, reg: harness.Registration) -> bool:
 def on_the_cluster(run: harness.Run) -> list[harness.Registration]:
     """Everything applied to (or run against) the cluster after its nodes are Ready, outside the GPU layer.
     The smoke step is left out: it checks the GPU layer itself (a pod per GPU node), so it waits for the whole
-    layer by design (tests/components/test_smoke.py)."""
+    layer by design (tests/components/smoke/test_smoke.py)."""
     nodes_ready = run.get("k3s-nodes-ready")
     return [
         r for r in run.registrations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components import kubeflow_plan as kp
+from components.kubeflow import kubeflow_plan as kp
 from stacks.settings import parse_settings
 from tests import harness
 from tests.stacks.test_settings import stack_raw
