@@ -10,7 +10,6 @@ Kept apart from the K3s air-gap staging (k3s_cluster.K3sNode._stage_airgap): own
 from __future__ import annotations
 
 import shlex
-from typing import Callable
 
 import pulumi
 from pulumi_command import remote
@@ -41,8 +40,8 @@ class NodeImages:
     """The pre-pull list and bundle import of one node (children of its K3sNode)."""
 
     def __init__(self, name: str, settings: Settings, node: Node, shell: NodeShell, install: pulumi.Resource,
-                 parent: pulumi.Resource, rewrite: Callable[[str], str] = lambda ref: ref):
-        texts = plan.node_scripts(settings, node, rewrite)
+                 parent: pulumi.Resource):
+        texts = plan.node_scripts(settings, node)
         self.imports: list[pulumi.Resource] = []
         self.prepull: pulumi.Resource | None = None
         files = plan.bundle_files(settings)
@@ -68,7 +67,7 @@ class NodeImages:
                 triggers=[plan.bundle_fingerprint(files)],
                 opts=pulumi.ResourceOptions(parent=parent, depends_on=copies, custom_timeouts=IMPORT_TIMEOUTS),
             ))
-        listing = plan.prepull_list(settings, node, rewrite)
+        listing = plan.prepull_list(settings, node)
         if listing:
             self.prepull = shell.command(
                 f"{name}-prepull",

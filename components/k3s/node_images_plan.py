@@ -20,7 +20,7 @@ import math
 import os
 import pathlib
 import re
-from typing import Callable, Mapping
+from typing import Mapping
 
 import yaml
 
@@ -49,14 +49,14 @@ def prepull_supported(version: str) -> bool:
     return minor in PREPULL_SINCE and patch >= PREPULL_SINCE[minor]
 
 
-def prepull_list(settings: Settings, node: Node, rewrite: Callable[[str], str] = lambda ref: ref) -> str:
+def prepull_list(settings: Settings, node: Node) -> str:
     """The node's list file: one reference per line (empty when pre-pull is off or unsupported)."""
     if not settings.images.pre_pull or not prepull_supported(settings.k3s.version):
         return ""
     airgap = settings.k3s.airgap
     if airgap and not (settings.k3s.registries or airgap.registries):
         return ""  # nothing to pull from: the bundle brings every image
-    refs = images_plan.images_for(settings, node, rewrite)
+    refs = images_plan.images_for(settings, node)
     return "".join(f"{r}\n" for r in refs)
 
 
@@ -177,14 +177,14 @@ def registries_scripts(node: Node) -> dict[str, str]:
     }
 
 
-def node_scripts(settings: Settings, node: Node, rewrite: Callable[[str], str] = lambda ref: ref) -> dict[str, str]:
+def node_scripts(settings: Settings, node: Node) -> dict[str, str]:
     """Every script of this module for one node, rendered (the component picks what the stack uses)."""
     from components.k3s import scripts
 
     listing = {"NODE_NAME": node.name, "IMAGES_DIR": IMAGES_DIR, "LIST_FILE": LIST_FILE}
     bundle = {"NODE_NAME": node.name, "BUNDLE_DIR": BUNDLE_DIR}
     return {
-        "prepull": scripts.render("prepull.sh", prepull_params(node, prepull_list(settings, node, rewrite))),
+        "prepull": scripts.render("prepull.sh", prepull_params(node, prepull_list(settings, node))),
         "unprepull": scripts.render("unprepull.sh", listing),
         "bundle-dir": scripts.render("platform-images-dir.sh", bundle),
         "bundle-remove": scripts.render("platform-images-remove.sh", bundle),

@@ -28,7 +28,7 @@ import json
 import pathlib
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from stacks.settings import Node, Settings
 
@@ -319,14 +319,14 @@ def qualified(ref: str) -> str:
     return ref
 
 
-def images_for(settings: Settings, node: Node, rewrite: Callable[[str], str] = lambda ref: ref) -> list[str]:
-    """The sorted, de-duplicated image references `node` will run, after `rewrite` (the kubeflow.images
-    overrides: upstream ref -> replacement), fully qualified as K3s's pre-pull list wants them."""
+def images_for(settings: Settings, node: Node) -> list[str]:
+    """The sorted, de-duplicated image references `node` will run (kubeflow.images overrides applied by
+    `stack_images`), fully qualified as K3s's pre-pull list wants them."""
     places = node_places(settings, node)
-    refs = {qualified(rewrite(i.ref)) for i in stack_images(settings).images if i.where in places}
+    refs = {qualified(i.ref) for i in stack_images(settings).images if i.where in places}
     return sorted(refs)
 
 
-def all_images(settings: Settings, rewrite: Callable[[str], str] = lambda ref: ref) -> list[str]:
+def all_images(settings: Settings) -> list[str]:
     """Every image of the stack on any node (what a registry mirror or an air-gap bundle must hold)."""
-    return sorted({r for n in settings.nodes for r in images_for(settings, n, rewrite)})
+    return sorted({r for n in settings.nodes for r in images_for(settings, n)})

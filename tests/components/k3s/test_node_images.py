@@ -83,13 +83,18 @@ def test_gpu_operands_only_on_the_gpu_node_and_deployments_off_the_tainted_one()
     assert images_plan.images_for(s, s.node("server-1")) == images_plan.images_for(s, agent)
 
 
-def test_the_rewrite_hook_maps_every_reference():
-    s = settings("edge")
-    node = s.nodes[0]
-    mapped = images_plan.images_for(
-        s, node, rewrite=lambda ref: "registry.local:5000/" + images_plan.qualified(ref).split("/", 1)[1])
-    assert mapped and all(r.startswith("registry.local:5000/") for r in mapped)
-    assert len(mapped) == len(images_plan.images_for(s, node))
+def test_kubeflow_images_overrides_reach_the_list_of_what_the_node_pulls():
+    from tests.arm64 import kfp_arm64_images
+
+    overrides = kfp_arm64_images()
+    s = settings("edge", nodes=[{"name": "edge-1", "host": "192.0.2.40", "role": "server", "arch": "arm64"}],
+                 kubeflow={"images": overrides})
+    listed = set(images_plan.images_for(s, s.nodes[0]))
+    # Each replacement carries its own tag (tests/arm64.py), so it stands in the list as written; no
+    # upstream name it replaces is pulled.
+    assert {images_plan.qualified(r) for r in overrides.values()} <= listed
+    assert not any(r.rsplit(":", 1)[0] in overrides or r.split("@")[0] in overrides for r in listed)
+    assert len(listed) == len(images_plan.images_for(settings("edge"), settings("edge").nodes[0]))
 
 
 def test_prepull_defaults_per_profile():
