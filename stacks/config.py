@@ -9,10 +9,10 @@ from typing import Any, Mapping
 
 import pulumi
 
-from .settings import NS, ConfigError, Settings, did_you_mean, parse_settings, password_problem
+from .settings import NS, SECRET_KEYS, SECTIONS, ConfigError, Settings, did_you_mean, parse_settings, password_problem
 
-STRUCTURED_KEYS = ("ssh", "nodes", "k3s", "preflight", "storage", "tls", "gateway", "gpu", "kubeflow", "smoke", "images")
-SECRET_KEYS = ("sshPrivateKey", "k3sToken", "adminPassword", "identityProviderSecret")
+# The layers' sections (stacks/settings/), read with get_object; `profile` is a plain string.
+STRUCTURED_KEYS = tuple(k for k in SECTIONS if k != "profile")
 
 
 @dataclass(frozen=True)

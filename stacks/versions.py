@@ -10,7 +10,7 @@ The contract tests (tests/contract/) check each pin against the upstream files i
 K3S_VERSION = "v1.34.6+k3s1"
 KUBERNETES_MINOR = "1.34"
 
-# The oldest K3s the program supports (stacks/settings.py refuses older `k3s.version`s), per minor line.
+# The oldest K3s the program supports (stacks/settings/k3s.py refuses older `k3s.version`s), per minor line.
 # - containerd 2 (the GPU operator's socket-only toolkit setup, components/gpu/gpu_plan.py): K3s ships it
 #   since the February 2025 releases v1.31.6+k3s1 and v1.32.2+k3s1 (k3s-io/docs#567);
 # - the static CNI bin dir /var/lib/rancher/k3s/data/cni (Istio CNI's k3s profile): since the

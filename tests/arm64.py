@@ -1,5 +1,5 @@
 """An arm64 stack's `kubeflow.images`: a replacement for every image KFP 2.16 publishes for amd64 only
-(stacks/settings.KFP_AMD64_ONLY_IMAGES), as a user who built them from the 2.16.0 sources would map them."""
+(KFP_AMD64_ONLY_IMAGES in stacks/settings/kubeflow.py), as a user who built them from the 2.16.0 sources would map them."""
 
 from __future__ import annotations
 

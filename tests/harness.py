@@ -14,7 +14,6 @@ edges that flow through it.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -254,6 +253,12 @@ class Recorder(pmocks.MockMonitor):
     def RegisterResourceOutputs(self, request):
         self.outputs[request.urn] = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
         return super().RegisterResourceOutputs(request)
+
+
+def stack_raw(stack: str) -> dict[str, Any]:
+    """Pulumi.<stack>.yaml's config as parse_settings takes it: keys without the project namespace."""
+    doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return {k.split(":", 1)[1]: v for k, v in doc.items()}
 
 
 def load_config(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,

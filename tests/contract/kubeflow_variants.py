@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 from tests import harness
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 ARM_AGENT = {"name": "arm-1", "host": "192.0.2.41", "role": "agent", "arch": "arm64",
              "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplaceWithArm1HostKey00000000000000000"}

@@ -115,6 +115,23 @@ def kubeflow_steps(upstream: pathlib.Path, s: Settings, against_tree: bool = Fal
         return dict(pool.map(render, planned))
 
 
+def variants(upstream: pathlib.Path, names) -> dict[str, tuple[Settings, dict[str, list[dict]]]]:
+    """{variant: (its settings, {step: the objects it applies})} for stacks of kubeflow_variants; skips
+    the calling test when no kustomize is installed."""
+    import pytest
+
+    from tests.contract import kubeflow_variants
+
+    if up.kustomize_cmd() is None:
+        pytest.skip("no kustomize or kubectl binary installed")
+    out = {}
+    for name in names:
+        _, raw = kubeflow_variants.raw(name)
+        s = settings(upstream, raw, name)
+        out[name] = (s, kubeflow_steps(upstream, s))
+    return out
+
+
 def upstream_steps(upstream: pathlib.Path, s: Settings, directory_namespace: bool = True) -> dict[str, list[dict]]:
     """{step: what the same path renders without the program's overlay}."""
     return {p.step.name: _with_namespace(_base(upstream, p), p.step.namespace if directory_namespace else None)

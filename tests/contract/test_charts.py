@@ -321,7 +321,7 @@ def _normalise(spec: dict[str, Any]) -> dict[str, Any]:
 
 def harness_settings(stack: str):
     from stacks.settings import parse_settings
-    from tests.stacks.test_settings import stack_raw
+    from tests.harness import stack_raw
 
     return parse_settings(stack_raw(stack), stack)
 
@@ -345,7 +345,7 @@ def test_acme_solver_fields_exist_in_cert_managers_crd(upstream):
 
     from components.cert_manager import cert_manager_plan
     from stacks.settings import parse_settings
-    from tests.stacks.test_settings import stack_raw
+    from tests.harness import stack_raw
 
     rendered = upstream / "rendered" / "kubeflow-26.03" / "01-common_cert-manager_overlays_kubeflow.yaml"
     crd = next(d for d in yaml.safe_load_all(rendered.read_text())

@@ -8,7 +8,6 @@ and the operands run with `spec.daemonsets.tolerations`.
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 import yaml

@@ -12,7 +12,7 @@ import pytest
 from components.kubeflow import kfp_plan
 from stacks.settings import parse_settings
 from tests.kustomize_lite import apply, load
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 

@@ -26,7 +26,7 @@ from components.kubeflow import kubeflow_plan as kp
 from stacks.settings import parse_settings
 from tests.contract import kubeflow_upstream as up
 from tests.kustomize_lite import apply
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 OAUTH2 = "istio-ingressgateway-oauth2-proxy"
 REQUIRE_JWT = "istio-ingressgateway-require-jwt"

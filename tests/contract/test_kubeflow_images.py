@@ -23,7 +23,7 @@ from tests.arm64 import kfp_arm64_images
 from tests.contract import kubeflow_upstream as up
 from tests.contract import rendered_stack as rs
 from tests.contract.test_kfp_edge_footprint import cpu_m, mem_mi
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 ARM_EDGE = {"name": "edge-1", "host": "192.0.2.40", "role": "server", "arch": "arm64"}
 

@@ -166,14 +166,8 @@ def injected(ns_labels: dict, pod_labels: dict, pod_annotations: dict) -> bool:
 
 @pytest.fixture(scope="module")
 def applied(upstream):
-    if up.kustomize_cmd() is None:
-        pytest.skip("no kustomize or kubectl binary installed")
-    out = {}
-    for name in STACKS:
-        stack, raw = kv.raw(name)
-        s = rs.settings(upstream, raw, name)
-        out[name] = (s, [d for docs in rs.kubeflow_steps(upstream, s).values() for d in docs])
-    return out
+    return {name: (s, [d for docs in steps.values() for d in docs])
+            for name, (s, steps) in rs.variants(upstream, STACKS).items()}
 
 
 def program_policies() -> list[dict]:

@@ -25,7 +25,7 @@ from components.kubeflow import kubeflow_overlay, kubeflow_plan as kp
 from stacks.settings import parse_settings
 from tests.contract import kubeflow_upstream as up
 from tests.kustomize_lite import apply
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 BUILT_IN_NAMESPACES = {"kube-system", "default"}
 

@@ -128,7 +128,7 @@ def test_sidecar_counts_are_the_injected_workloads_of_the_rendered_manifests(ups
 
 def test_sidecar_request_is_the_platforms_istio_proxy_request():
     istio_plan = pytest.importorskip("components.istio.istio_plan")
-    from tests.stacks.test_settings import stack_raw
+    from tests.harness import stack_raw
     from stacks.settings import parse_settings
 
     values = istio_plan.istiod_values(parse_settings(stack_raw("cloud"), "cloud"))

@@ -31,14 +31,8 @@ def key(d: dict) -> tuple:
 
 @pytest.fixture(scope="module")
 def rendered(upstream):
-    if up.kustomize_cmd() is None:
-        pytest.skip("no kustomize or kubectl binary installed")
-    out = {}
-    for name in STACKS:
-        stack, raw = kv.raw(name)
-        s = rs.settings(upstream, raw, name)
-        out[name] = (s, rs.kubeflow_steps(upstream, s), rs.upstream_steps(upstream, s, directory_namespace=False))
-    return out
+    return {name: (s, steps, rs.upstream_steps(upstream, s, directory_namespace=False))
+            for name, (s, steps) in rs.variants(upstream, STACKS).items()}
 
 
 def _targets(patch: ov.Patch, docs: list[dict]) -> list[dict]:

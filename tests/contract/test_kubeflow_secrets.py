@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import pathlib
 import subprocess
 
 import bcrypt
@@ -23,7 +22,7 @@ from stacks.settings import parse_settings
 from tests import harness
 from tests.contract import kubeflow_upstream as up
 from tests.kustomize_lite import apply, load
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 DOCUMENTED = {"user@example.com", "12341234", "$2y$12$4K/VkmDd1q1Orb3xAt82zu8gk7Ad6ReFR4LCP9UeYE90NLiN9Df72",
               "pUBnBOY80SnXgjibTYM9ZWNzY2xreNGQok", "7d16fee92f8d11b8940b081b3f8b8acb", "minio123"}

@@ -25,7 +25,7 @@ from stacks.settings import ConfigError, parse_settings
 from tests import harness
 from tests.contract import kubeflow_upstream as up
 from tests.contract import kubeflow_variants as kv
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 FULL = ["dev", "cloud", "cloud-users", "cloud-oidc"]
 

@@ -360,7 +360,7 @@ def test_preflight_on_raspberry_pi_ubuntu_needs_the_vxlan_module(bed):
 def test_host_packages_wait_for_the_apt_lock_of_a_fresh_vm(bed):
     from components.k3s import scripts
     from stacks.settings import parse_settings
-    from tests.stacks.test_settings import stack_raw
+    from tests.harness import stack_raw
 
     host = bed.host("vm-1", "10.9.3.1")
     s = parse_settings(stack_raw("edge"), "edge")

@@ -9,7 +9,7 @@ import yaml
 from components.kubeflow import kubeflow_plan as kp
 from stacks.settings import parse_settings
 from tests import harness
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 DIRECTORY = "kubernetes:kustomize/v2:Directory"
 KF = "https://github.com/kubeflow/manifests"
@@ -91,7 +91,10 @@ def test_auth_namespaces_and_their_secrets_come_before_dex_and_oauth2_proxy(runs
 
 
 def test_profiles_per_user_after_the_profiles_controller(runs):
-    admin, alice = runs["cloud"].by_type("kubernetes:kubeflow.org/v1:Profile")
+    # By name: the engine may register the two in either order.
+    profiles = {r.inputs["metadata"]["name"]: r for r in runs["cloud"].by_type("kubernetes:kubeflow.org/v1:Profile")}
+    assert sorted(profiles) == ["admin", "alice"]
+    admin, alice = profiles["admin"], profiles["alice"]
     assert admin.inputs["metadata"]["name"] == "admin"  # the admin always owns a Profile
     assert admin.inputs["spec"]["owner"] == {"kind": "User", "name": "admin@example.com"}
     assert alice.inputs["metadata"]["name"] == "alice"

@@ -9,7 +9,7 @@ import pytest
 from components.cert_manager import cert_manager_plan as plan
 from components.istio import istio_plan
 from stacks.settings import parse_settings
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 
 def settings(stack: str, **tls):

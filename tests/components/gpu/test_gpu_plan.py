@@ -11,7 +11,7 @@ from components.gpu import gpu_plan as plan
 from components.k3s import k3s_plan
 from stacks.settings import ConfigError, parse_settings
 from tests.arm64 import kfp_arm64_images
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 
 def cloud(**gpu):
@@ -56,20 +56,6 @@ def test_the_hosts_toolkit_means_no_operator_toolkit_and_no_restart():
     assert plan.toolkit_restarts_k3s(cloud(installDriver=True))
     # Jetson never restarts K3s.
     assert not plan.toolkit_restarts_k3s(jetson_edge())
-
-
-def test_host_toolkit_with_the_operators_driver_is_refused():
-    raw = copy.deepcopy(stack_raw("cloud"))
-    raw["gpu"] = {"installDriver": True, "toolkit": "host"}
-    with pytest.raises(ConfigError) as err:
-        parse_settings(raw, "cloud")
-    assert "gpu.toolkit" in dict(err.value.problems)
-
-
-def test_toolkit_defaults_per_profile():
-    assert parse_settings(stack_raw("dev"), "dev").gpu.toolkit == "operator"
-    assert parse_settings(stack_raw("edge"), "edge").gpu.toolkit == "operator"
-    assert cloud().gpu.toolkit == "host"
 
 
 def test_time_slicing_change_renames_the_config_the_operator_mounts():

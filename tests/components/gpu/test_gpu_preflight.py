@@ -18,7 +18,7 @@ from components.gpu import gpu_plan
 from components.k3s import k3s_plan, scripts
 from stacks.settings import parse_settings
 from tests.arm64 import kfp_arm64_images
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 SETUP = r"""
 set -e

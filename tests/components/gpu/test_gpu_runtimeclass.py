@@ -17,7 +17,7 @@ from components.gpu import gpu_plan
 from components.k3s import scripts
 from stacks.settings import parse_settings
 from tests.components.gpu.test_gpu_preflight import sandbox_available
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 import subprocess
 

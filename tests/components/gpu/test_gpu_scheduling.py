@@ -15,7 +15,7 @@ from components.k3s import k3s_plan
 from stacks.settings import parse_settings
 from tests.arm64 import kfp_arm64_images
 from tests import scheduling
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 
 def notebook_pod(gpus: int = 1) -> dict:

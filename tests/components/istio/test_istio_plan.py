@@ -9,7 +9,7 @@ import pytest
 from components.istio import istio_plan as plan
 from stacks import versions
 from stacks.settings import parse_settings
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 
 def settings(stack: str, **gateway):

@@ -9,7 +9,7 @@ from components.k3s import k3s_plan
 from stacks import versions
 from stacks.settings import parse_settings
 from tests.arm64 import kfp_arm64_images
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 
 @pytest.fixture(scope="module")

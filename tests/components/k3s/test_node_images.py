@@ -20,7 +20,7 @@ from components.shared import images_plan
 from components.k3s import node_images_plan as nip, scripts
 from stacks.settings import ConfigError, Registries, parse_settings
 from tests import harness
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 from tools import images as tool
 
 
@@ -95,13 +95,6 @@ def test_kubeflow_images_overrides_reach_the_list_of_what_the_node_pulls():
     assert {images_plan.qualified(r) for r in overrides.values()} <= listed
     assert not any(r.rsplit(":", 1)[0] in overrides or r.split("@")[0] in overrides for r in listed)
     assert len(listed) == len(images_plan.images_for(settings("edge"), settings("edge").nodes[0]))
-
-
-def test_prepull_defaults_per_profile():
-    assert settings("dev").images.pre_pull and settings("cloud").images.pre_pull
-    assert not settings("edge").images.pre_pull  # small disk shared with K3s (docs/images.md)
-    assert settings("edge", images={"prePull": True}).images.pre_pull
-    assert problems("dev", images={"prePull": "sometimes"}) == {"images.prePull": "must be true or false, got 'sometimes'"}
 
 
 # The graph --------------------------------------------------------------------------------------------

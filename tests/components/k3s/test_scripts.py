@@ -10,7 +10,7 @@ import pytest
 
 from components.k3s import k3s_plan, scripts
 from stacks.settings import parse_settings
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 SHELLCHECK = shutil.which("shellcheck") or str((__import__("pathlib").Path(sys.executable).parent / "shellcheck"))
 

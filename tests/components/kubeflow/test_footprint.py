@@ -12,7 +12,7 @@ import pytest
 
 from components.kubeflow import footprint, footprint_guard, kfp_plan
 from stacks.settings import parse_settings
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 
 def settings(stack: str, **kubeflow):

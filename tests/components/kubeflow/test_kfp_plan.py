@@ -6,7 +6,7 @@ import copy
 
 from components.kubeflow import kfp_plan
 from stacks.settings import parse_settings
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 
 def edge(**kubeflow):

@@ -9,8 +9,8 @@ import yaml
 
 from components.kubeflow import kubeflow_overlay, kubeflow_plan as kp
 from stacks import kubeflow_components, profiles
-from stacks.settings import ConfigError, parse_settings
-from tests.stacks.test_settings import stack_raw
+from stacks.settings import parse_settings
+from tests.harness import stack_raw
 
 
 def settings(stack: str = "dev", **kubeflow):
@@ -177,22 +177,6 @@ def test_kserve_switches_knative_on():
     assert {"knative-serving", "kserve", "kserve-models-web-app"} <= set(names(s))
 
 
-def test_kserve_with_knative_explicitly_off_fails_naming_both_switches():
-    with pytest.raises(ConfigError) as err:
-        settings("dev", components={"kserve": True, "knative": False})
-    [(key, msg)] = err.value.problems
-    assert key == "kubeflow.components.knative"
-    assert "kserve needs it" in msg and "set knative: true, or kserve: false" in msg
-
-
-def test_multi_user_pipelines_need_profiles():
-    with pytest.raises(ConfigError) as err:
-        settings("dev", components={"profiles": False, "centralDashboard": False, "notebooks": False, "volumes": False})
-    assert dict(err.value.problems)["kubeflow.components.profiles"].startswith("is false, but pipelines needs it")
-    # standalone (single-user) pipelines do not
-    assert parse_settings({**stack_raw("edge"), "kubeflow": {"components": {"profiles": False}}}, "edge")
-
-
 def test_every_rule_names_known_components():
     for comp, needs in kubeflow_components.REQUIRES.items():
         assert comp in profiles.KUBEFLOW_COMPONENTS
@@ -209,13 +193,3 @@ def test_resolve_completes_transitively_and_reports_every_refusal():
         explicit=("profiles", "knative"), mode="full")
     assert {k for k, _ in problems} == {"kubeflow.components.profiles", "kubeflow.components.knative"}
     assert kubeflow_components.resolve({"kserve": True}, explicit=(), mode="pipelines")[2] == []
-
-
-def test_a_quota_that_is_not_a_kubernetes_quantity_is_refused():
-    raw = copy.deepcopy(stack_raw("cloud"))
-    raw["kubeflow"]["users"][0]["quota"] = {"cpu": "eight", "memory": "32Gi", "gpu": "1"}
-    with pytest.raises(ConfigError) as err:
-        parse_settings(raw, "cloud")
-    assert dict(err.value.problems) == {
-        "kubeflow.users[0].quota.cpu": "'eight' is not a Kubernetes quantity (e.g. \"8\", \"500m\", \"32Gi\")"
-    }

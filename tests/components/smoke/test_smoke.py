@@ -21,7 +21,7 @@ from stacks import versions
 from stacks.settings import ConfigError, parse_settings
 from tests import harness
 from tests.components.smoke import smoke_fakes as fakes
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 KUBEFLOW_STACKS = [s for s in harness.STACKS if parse_settings(stack_raw(s), s).kubeflow.mode != "none"]
 PASSWORD = "p@ss w&rd=+%ä'\"x"  # every character that could break a form body or a shell word
@@ -130,16 +130,6 @@ def test_what_it_checks_is_in_its_text_so_a_change_re_runs_it():
         assert smoke_plan.script(parse_settings(changed, "cloud"), "1") != text, what
     assert smoke_plan.script(base, "2") != text  # a new preflight (new install) re-runs it too
     assert smoke_plan.script(base, "1") == text  # and nothing else does: previews stay quiet
-
-
-def test_smoke_settings_validate():
-    raw = stack_raw("edge")
-    assert parse_settings(raw, "edge").smoke.enabled is True
-    assert parse_settings(raw, "edge").smoke.timeout_seconds == 1200
-    with pytest.raises(ConfigError) as err:
-        parse_settings({**raw, "smoke": {"enabled": "yes", "timeoutSeconds": 5, "retries": 2}}, "edge")
-    keys = {k for k, _ in err.value.problems}
-    assert {"smoke.enabled", "smoke.timeoutSeconds", "smoke.retries"} <= keys
 
 
 def test_preflight_reports_when_it_started():

@@ -9,7 +9,7 @@ import pytest
 from components.k3s import k3s_plan
 from components.storage import storage_plan
 from stacks.settings import parse_settings
-from tests.stacks.test_settings import stack_raw
+from tests.harness import stack_raw
 
 
 def settings_of(stack: str, **storage):
