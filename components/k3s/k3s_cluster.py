@@ -215,6 +215,8 @@ class K3sCluster(pulumi.ComponentResource):
                     "WAIT_SECONDS": settings.k3s.ready_timeout_seconds,
                 },
             ),
+            # Again after an upgrade (every node restarted on the new version), not only when the node list changes.
+            triggers=[settings.k3s.version],
             opts=pulumi.ResourceOptions(parent=self, depends_on=installs),
         )
         read = first_shell.command(
@@ -244,37 +246,39 @@ class K3sCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self._name, self._settings = name, settings
+        # Lives exactly as long as the cluster (no inputs change): only a whole-stack destroy deletes it.
+        # The membership commands go with it, so a destroy drains nothing, while removing nodes (even a
+        # server together with the server that would remove it) always drains and deletes them.
+        self.lifetime = random.RandomId(f"{name}-lifetime", byte_length=4, opts=pulumi.ResourceOptions(parent=self))
         self._leaving = {node.name: self._membership(name, settings, node, shells) for node in settings.nodes}
         self.register_outputs(
             {"kubeconfig": self.kubeconfig, "apiEndpoint": server, "nodes": [n.name for n in settings.nodes]}
         )
 
     def _membership(self, name: str, settings: Settings, node: Node, shells: dict[str, NodeShell]) -> list[pulumi.Resource]:
-        """The command that removes a node's Node object when it leaves (drain, delete), if a server stays."""
+        """The command that drains and deletes a node's Node object when it leaves the cluster."""
         member = self.nodes[node.name]
         runner = k3s_plan.remover(settings, node)
-        leave: list[pulumi.Resource] = []
-        if runner is not None:
-            # Leaving (the node is removed from the stack, or re-hosted): drain it and delete its Node from a
-            # server that stays, before its uninstall (this command depends on it, so it is deleted first).
-            # K3s then removes a server's etcd member (its etcd member controller, k3s-io/k3s#3973) and the
-            # node-password secret, so a new host may take the name. Skipped when the runner's install goes
-            # too (deleted_with): a whole-stack destroy drains nothing.
-            runner_install = self.nodes[runner.name].install
-            leave.append(shells[runner.name].command(
-                f"{name}-{node.name}-member",
-                scripts.render("member.sh", k3s_plan.member_params(settings, node, runner)),
-                delete=scripts.render("leave.sh", k3s_plan.member_params(settings, node, runner)),
-                triggers=member.identity,
-                opts=pulumi.ResourceOptions(
-                    parent=member,
-                    depends_on=[member.joined, runner_install],
-                    deleted_with=runner_install,
-                    delete_before_replace=True,
-                    custom_timeouts=INSTALL_TIMEOUTS,
-                ),
-            ))
-        return leave
+        sole = runner.name == node.name  # the cluster's only server: nothing to drain it from
+        # Leaving (the node is removed from the stack, or re-hosted): drain it and delete its Node from a
+        # server that stays, before its uninstall (this command depends on it, so it is deleted first).
+        # K3s then removes a server's etcd member (its etcd member controller, k3s-io/k3s#3973) and the
+        # node-password secret, so a new host may take the name. Skipped only when the whole cluster goes
+        # (deleted_with the cluster's lifetime), not when the runner leaves too: that skipped the drain and
+        # left etcd members behind. It runs before the runner's own uninstall (depends_on).
+        return [shells[runner.name].command(
+            f"{name}-{node.name}-member",
+            scripts.render("member.sh", k3s_plan.member_params(settings, node, runner)),
+            delete=None if sole else scripts.render("leave.sh", k3s_plan.member_params(settings, node, runner)),
+            triggers=member.identity,
+            opts=pulumi.ResourceOptions(
+                parent=member,
+                depends_on=[member.joined, self.nodes[runner.name].install],
+                deleted_with=self.lifetime,
+                delete_before_replace=True,
+                custom_timeouts=INSTALL_TIMEOUTS,
+            ),
+        )]
 
     def patch_nodes(self, after: Sequence[pulumi.Resource] = ()) -> None:
         """Labels and taints after registration, through the API: K3s's node-label/node-taint (kept in

@@ -255,10 +255,12 @@ def install_params(settings: Settings, node: Node) -> dict[str, object]:
     }
 
 
-def remover(settings: Settings, node: Node) -> Node | None:
+def remover(settings: Settings, node: Node) -> Node:
     """The server that drains and deletes `node`'s Node object when it leaves: the first server that is
-    not `node` itself (None for a cluster's only server, which has nothing to leave)."""
-    return next((s for s in settings.servers if s.name != node.name), None)
+    not `node` itself. A cluster's only server is its own: it has nothing to leave (it goes with the
+    cluster), but its membership command stays in the program, so shrinking an HA cluster to this server
+    updates that command instead of deleting it (a delete would drain the server that stays)."""
+    return next((s for s in settings.servers if s.name != node.name), node)
 
 
 # Where the server that would remove a node keeps the UID of the Node object it registered: removal deletes

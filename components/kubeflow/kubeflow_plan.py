@@ -707,10 +707,17 @@ def limit_range_spec(quota) -> dict | None:
     return {"limits": [{"type": "Container", "defaultRequest": defaults}]}
 
 
+def kfp_ui_principal() -> str:
+    """The mesh identity of Kubeflow Pipelines' UI (it reads artifacts in profile namespaces on a user's behalf)."""
+    return f"{istio_plan.mesh_config()['trustDomain']}/ns/kubeflow/sa/ml-pipeline-ui"
+
+
 def contributor_objects(namespace: str, email: str) -> dict[str, dict]:
     """What Kubeflow's access management (KFAM, "Manage contributors") creates in a profile namespace
     for a contributor: a RoleBinding to kubeflow-edit and an Istio policy admitting the contributor's
-    requests (identified by the kubeflow-userid header the gateway sets from the token). Keyed by kind."""
+    requests (identified by the kubeflow-userid header) when they come through the ingress gateway, which
+    sets that header from the login, or the KFP UI. Inside the mesh any pod could set the header itself:
+    without the `from` sources, one user's notebook could call another's as a contributor. Keyed by kind."""
     safe = "".join(c if c.isalnum() else "-" for c in email.lower())
     name = f"user-{safe}-clusterrole-edit"[:253]
     meta = {"name": name, "namespace": namespace, "annotations": {"role": "edit", "user": email}}
@@ -718,8 +725,9 @@ def contributor_objects(namespace: str, email: str) -> dict[str, dict]:
         "RoleBinding": {"metadata": meta, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                                      "name": "kubeflow-edit"},
                         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": email}]},
-        "AuthorizationPolicy": {"metadata": meta, "spec": {"rules": [{"when": [
-            {"key": "request.headers[kubeflow-userid]", "values": [email]}]}]}},
+        "AuthorizationPolicy": {"metadata": meta, "spec": {"rules": [{
+            "from": [{"source": {"principals": [istio_plan.ingress_gateway_principal(), kfp_ui_principal()]}}],
+            "when": [{"key": "request.headers[kubeflow-userid]", "values": [email]}]}]}},
     }
 
 

@@ -182,6 +182,7 @@ def parse_settings(raw: Mapping[str, Any], stack_name: str = "dev") -> Settings:
     node_settings.check_hosts(r, nodes, ssh)
     istio.check_node_ports(r, gateway)
     k3s_settings.check_networks(r, k3s)
+    k3s_settings.check_airgap_architectures(r, k3s, {n.arch for n in nodes})
     k3s_settings.check_profile_floors(r, profile_name, k3s,
                                       [(f"nodes[{i}].extraConfig", n.extra_config) for i, n in enumerate(nodes) if n.is_server])
     smoke = smoke_settings.parse_smoke(r, raw.get("smoke"))

@@ -207,6 +207,30 @@ def parse_k3s(r: Reader, value: Any, prof: profiles.Profile, profile_name: str, 
     return k3s
 
 
+# The architecture a K3s release asset's name gives: install.sh downloads `k3s${SUFFIX}` (no suffix on
+# amd64, `-arm64` on arm64); the image archives are k3s-airgap-images-<arch>.tar[.zst|.gz].
+_ASSET_ARCH = (re.compile(r"^k3s(?:-(?P<arch>arm64|armhf|s390x))?$"),
+               re.compile(r"^k3s-airgap-images-(?P<arch>amd64|arm64|arm|s390x)\.tar(\.gz|\.zst)?$"))
+
+
+def check_airgap_architectures(r: Reader, k3s: K3sSettings, arches: set[str]) -> None:
+    """`k3s.airgap` carries one K3s binary and one image archive, which run on one architecture: every
+    node must have it, and asset names that say their architecture must say the nodes' one."""
+    airgap = k3s.airgap
+    if airgap is None or not arches:
+        return
+    if len(arches) > 1:
+        r.fail("k3s.airgap", f"holds one K3s binary and one image archive, but the nodes are {' and '.join(sorted(arches))}: "
+               "an air-gapped stack must have one architecture (docs/k3s.md)")
+        return
+    [arch] = arches
+    for key, path, pattern in (("binary", airgap.binary, _ASSET_ARCH[0]), ("images", airgap.images, _ASSET_ARCH[1])):
+        m = pattern.match(path.rsplit("/", 1)[-1])
+        named = (m.group("arch") or "amd64") if m else None
+        if named and named != arch:
+            r.fail(f"k3s.airgap.{key}", f"{path!r} is K3s's {named} asset, but the nodes are {arch}")
+
+
 def registry_secret_names(raw: Any) -> set[str]:
     """Secret config keys named by k3s.registries.configs.*.auth.*From (allowed at the top level)."""
     try:

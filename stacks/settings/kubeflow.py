@@ -137,6 +137,19 @@ def check_admin_namespace(r: Reader, admin_email: str, users: list[KubeflowUser]
                                                 f"{admin_email}); give this user another name, or the admin's email")
 
 
+def check_contributor_logins(r: Reader, admin_email: str, users: list[KubeflowUser]) -> None:
+    """Without an identity provider, Dex's static logins are the admin's and each listed user's: a
+    contributor who is neither could be granted a namespace but never log in to use it."""
+    logins = {admin_email, *(u.email for u in users)}
+    for j, u in enumerate(users):
+        for c_i, c in enumerate(u.contributors):
+            if c not in logins:
+                r.fail(f"kubeflow.users[{j}].contributors[{c_i}]",
+                       f"{c} has no login: without kubeflow.identityProvider only kubeflow.adminEmail and the "
+                       "kubeflow.users entries get one. List them in kubeflow.users (they get a password and a "
+                       "namespace of their own), or set kubeflow.identityProvider")
+
+
 def parse_identity_provider(r: Reader, value: Any) -> IdentityProvider | None:
     if value is None:
         return None
@@ -288,6 +301,8 @@ def parse_kubeflow(r: Reader, value: Any, prof: profiles.Profile) -> KubeflowSet
             r.fail(f"kubeflow.users[{j}].email", f"duplicate email {e!r}: one Profile per person")
     check_admin_namespace(r, admin_email or "admin@kubeflow.local", users)
     identity_provider = parse_identity_provider(r, kfd.get("identityProvider"))
+    if identity_provider is None and kfd.get("identityProvider") is None:
+        check_contributor_logins(r, admin_email or "admin@kubeflow.local", users)
     images = parse_image_overrides(r, kfd.get("images"))
     return KubeflowSettings(
         mode=mode or prof.kubeflow_mode,

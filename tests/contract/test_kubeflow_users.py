@@ -200,6 +200,36 @@ def test_contributors_get_kfams_binding_and_policy(runs):
     assert ap.inputs["spec"]["rules"][0]["when"] == [{"key": "request.headers[kubeflow-userid]", "values": ["bob@example.com"]}]
 
 
+def kfam_principals(upstream) -> list[str]:
+    """The sources KFAM's contributor policies admit: the principals its profiles-config gives it."""
+    for f in up.rendered_index(upstream / "rendered" / "kubeflow-26.03").values():
+        for d in up.docs_of(f):
+            data = d.get("data") or {}
+            if d["kind"] == "ConfigMap" and "KFP_UI_PRINCIPAL" in data:
+                return [data["ISTIO_INGRESS_GATEWAY_PRINCIPAL"], data["KFP_UI_PRINCIPAL"]]
+    raise AssertionError("no profiles-config with KFP_UI_PRINCIPAL in the rendered manifests")
+
+
+def test_a_contributor_is_admitted_only_through_the_gateway_or_the_kfp_ui(runs, upstream):
+    """Any pod in the mesh can set kubeflow-userid itself; only the gateway sets it from a login. KFAM's
+    policy (what "Manage contributors" creates) admits the header from the principals of profiles-config."""
+    from tests.contract.test_kubeflow_mesh_authz import allowed
+
+    run = kv.run("cloud-users", runs)
+    [ap] = [r for r in run.by_type("kubernetes:security.istio.io/v1:AuthorizationPolicy") if r.inputs["metadata"]["namespace"] == "alice"]
+    sources = ap.inputs["spec"]["rules"][0]["from"]
+    assert sources == [{"source": {"principals": kfam_principals(upstream)}}]
+    policy = {"metadata": ap.inputs["metadata"], "spec": ap.inputs["spec"]}
+
+    def request(principal):
+        return {"principal": principal, "jwt": False, "path": "/notebook/alice/nb/", "method": "GET",
+                "headers": {"kubeflow-userid": "bob@example.com"}}
+
+    gateway, kfp_ui = kfam_principals(upstream)
+    assert allowed([policy], "alice", {}, request(gateway)) and allowed([policy], "alice", {}, request(kfp_ui))
+    assert not allowed([policy], "alice", {}, request("cluster.local/ns/carol/sa/default-editor"))
+
+
 def test_contributor_role_exists_upstream(upstream):
     roles = {d["metadata"]["name"] for d in up.docs_of(up.rendered_file(upstream / "rendered" / "kubeflow-26.03",
                                                                         "common/kubeflow-roles/base")) if d["kind"] == "ClusterRole"}

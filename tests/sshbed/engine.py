@@ -8,7 +8,8 @@ registrations (recorded under mocks by tests/harness.py) to bed hosts the way `p
 - any other input changed: `update` (or `create` when there is no update text);
 - a resource gone from the program: its `delete`, after all creates and updates, in reverse order;
   skipped when its deletedWith resource is deleted in the same operation;
-- CopyToRemote: an SFTP put of the file, again whenever the file's content changed.
+- CopyToRemote: an SFTP put of the file, again whenever the file's content changed;
+- a RandomId (the cluster's lifetime): state only, so deletedWith sees it go on destroy.
 
 Only remote commands of the K3s layer (names starting with "k3s-") run; other layers need a cluster.
 """
@@ -25,6 +26,8 @@ from tests.sshbed import Host, Result
 
 COMMAND = "command:remote:Command"
 COPY = "command:remote:CopyToRemote"
+# Resources with state and no host effect (the cluster's lifetime sentinel): kept in state, nothing runs.
+STATE_ONLY = ("random:index/randomId:RandomId",)
 
 
 class CommandFailed(AssertionError):
@@ -56,6 +59,8 @@ class Deployment:
         return self.hosts[reg.inputs["connection"]["host"]]
 
     def _exec(self, reg: Registration, op: str) -> None:
+        if reg.type in STATE_ONLY:
+            return
         host = self._host(reg)
         if reg.type == COPY:
             if op == "delete":
@@ -89,7 +94,7 @@ class Deployment:
     # -- diffing -------------------------------------------------------------------------------------
     @staticmethod
     def _managed(run: Run) -> list[Registration]:
-        return [r for r in run.registrations if r.type in (COMMAND, COPY) and r.name.startswith("k3s-")]
+        return [r for r in run.registrations if r.type in (COMMAND, COPY, *STATE_ONLY) and r.name.startswith("k3s-")]
 
     def _diff(self, reg: Registration) -> str:
         old = self.state.get(reg.name)
@@ -101,6 +106,8 @@ class Deployment:
             changed = hashlib.sha256(path.read_bytes()).hexdigest() != self.copied.get(reg.name) \
                 or old.inputs["remotePath"] != reg.inputs["remotePath"]
             return "replace" if changed else "same"
+        if reg.type in STATE_ONLY:
+            return "replace" if old.inputs != reg.inputs else "same"
         if old.inputs.get("triggers") != reg.inputs.get("triggers"):
             return "replace"
         keys = ("create", "update", "delete", "stdin", "connection")

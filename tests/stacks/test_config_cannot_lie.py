@@ -139,7 +139,7 @@ CASES = [
     ("manifestsPath that does not exist", "dev", {"kubeflow": {"manifestsPath": "/nonexistent/kubeflow-manifests"}},
      None, None, WARNING, "kubeflow.manifestsPath", "does not exist"),
     ("air-gap files that do not exist", "edge", {"k3s": {"airgap": {
-        "binary": "./no-airgap/k3s-arm64", "images": "./no-airgap/images.tar.zst", "installScript": "./no-airgap/install.sh",
+        "binary": "./no-airgap/k3s", "images": "./no-airgap/images.tar.zst", "installScript": "./no-airgap/install.sh",
         "platformImages": "./no-airgap/platform"}}, "kubeflow": {"manifestsPath": "./no-airgap/manifests"}},
      None, None, WARNING, "k3s.airgap.images", "does not exist"),
 ]

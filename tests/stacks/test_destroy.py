@@ -26,7 +26,8 @@ READ_ONLY_SCRIPTS = {"preflight.sh", "wait-ready.sh", "read-kubeconfig.sh", "joi
                      "smoke.sh"}
 # Commands undone by another command on the same node (checked by the uninstall tests below): an agent's
 # install has no delete of its own, its uninstall sits on a command that waits for every server.
-UNDONE_BY_UNINSTALL = {"install.sh"}
+# member.sh notes a Node UID under the runner's K3s data dir (k3s_plan.MEMBERS_DIR), which its uninstall removes.
+UNDONE_BY_UNINSTALL = {"install.sh", "member.sh"}
 
 
 def commands(run: harness.Run) -> list[harness.Registration]:

@@ -245,7 +245,7 @@ def test_warning_for_unpinned_host_key_reaches_the_log(caplog):
 
 def airgap_files(directory) -> dict[str, str]:
     """k3s.airgap with real (tiny) files: the program hashes them."""
-    names = {"binary": "k3s-arm64", "images": "k3s-airgap-images-arm64.tar.zst", "installScript": "install.sh",
+    names = {"binary": "k3s", "images": "k3s-airgap-images-amd64.tar.zst", "installScript": "install.sh",
              "registries": "registries.yaml"}
     for key, name in names.items():
         (directory / name).write_text(f"{key}\n")
@@ -257,7 +257,7 @@ def test_airgapped_edge_copies_files_and_installs_without_downloads(tmp_path):
     copies = {r.name: r for r in run.by_type("command:remote:CopyToRemote")}
     assert {c.inputs["remotePath"] for c in copies.values()} == {
         "/var/lib/kubeflow-k3s/staged/k3s",
-        "/var/lib/kubeflow-k3s/staged/k3s-airgap-images-arm64.tar.zst",
+        "/var/lib/kubeflow-k3s/staged/k3s-airgap-images-amd64.tar.zst",
         "/var/lib/kubeflow-k3s/staged/install.sh",
         "/var/lib/kubeflow-k3s/staged/registries.yaml",
     }
@@ -300,13 +300,18 @@ def test_each_node_leaves_through_a_server_that_stays(runs):
         runner = "server-2" if name == "server-1" else "server-1"
         assert member.inputs["connection"]["host"] == installs[runner].inputs["connection"]["host"]
         assert "kubeflow-k3s: leave.sh" in member.inputs["delete"] and f"\nMEMBER={name}\n" in member.inputs["delete"]
-        # deleted before the node's uninstall, skipped when the runner's K3s goes too (whole destroy)
-        assert run.waits_for(member, uninstaller(run, name, role))
-        assert member.deleted_with == installs[runner].urn
+        # deleted before the node's uninstall and before its runner's; skipped only when the cluster goes
+        assert run.waits_for(member, uninstaller(run, name, role)) and run.waits_for(member, installs[runner])
+        assert member.deleted_with == run.get("k3s-lifetime").urn
         assert member.delete_before_replace and member.inputs["triggers"] == installs[name].inputs["triggers"]
         assert run.ancestors(member.name)[0] == f"k3s-{name}"
-    # a cluster's only server has nothing to leave
-    assert not [r for r in runs["edge"].registrations if r.name.endswith("-member")]
+    # a cluster's only server has nothing to leave, but keeps the command: shrinking an HA cluster to it
+    # updates the command (a new runner) instead of deleting it, which would drain the server that stays
+    for stack in ("dev", "edge"):
+        [member] = [r for r in runs[stack].registrations if r.name.endswith("-member")]
+        assert member.inputs.get("delete") is None and "kubeflow-k3s: member.sh" in member.inputs["create"]
+    lifetime = run.get("k3s-lifetime")
+    assert run.ancestors(lifetime.name)[0] == "k3s" and not lifetime.deleted_with
 
 
 @pytest.mark.parametrize("stack", harness.STACKS)

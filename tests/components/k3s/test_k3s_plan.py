@@ -117,7 +117,7 @@ def test_installer_is_pinned_to_the_release_tag(cloud):
 def test_airgap_installs_from_staged_files(tmp_path):
     import hashlib
 
-    files = {"binary": "k3s-arm64", "images": "k3s-airgap-images-arm64.tar.zst", "installScript": "install.sh",
+    files = {"binary": "k3s", "images": "k3s-airgap-images-amd64.tar.zst", "installScript": "install.sh",
              "registries": "registries.yaml"}
     for key, name in files.items():
         (tmp_path / name).write_text(f"content of {key}")
@@ -126,11 +126,11 @@ def test_airgap_installs_from_staged_files(tmp_path):
     raw["kubeflow"] = {"manifestsPath": "./manifests"}  # air-gapped Kubeflow renders from a local tree
     s = parse_settings(raw, "edge")
     params = k3s_plan.install_params(s, s.nodes[0])
-    assert params["INSTALL_URL"] == "" and params["IMAGES_FILE"] == "k3s-airgap-images-arm64.tar.zst"
+    assert params["INSTALL_URL"] == "" and params["IMAGES_FILE"] == "k3s-airgap-images-amd64.tar.zst"
     # the content of every staged file is in the install's text: a new file re-installs
     sha = {name: hashlib.sha256(f"content of {key}".encode()).hexdigest() for key, name in files.items()}
-    assert params["STAGED_SHA256"] == (f"k3s={sha['k3s-arm64']} k3s-airgap-images-arm64.tar.zst="
-                                       f"{sha['k3s-airgap-images-arm64.tar.zst']} install.sh={sha['install.sh']} "
+    assert params["STAGED_SHA256"] == (f"k3s={sha['k3s']} k3s-airgap-images-amd64.tar.zst="
+                                       f"{sha['k3s-airgap-images-amd64.tar.zst']} install.sh={sha['install.sh']} "
                                        f"registries.yaml={sha['registries.yaml']}")
     (tmp_path / "registries.yaml").write_text("mirrors: {}")
     assert k3s_plan.install_params(s, s.nodes[0])["STAGED_SHA256"] != params["STAGED_SHA256"]
@@ -141,14 +141,14 @@ def test_airgap_installs_from_staged_files(tmp_path):
 
 
 def test_an_air_gapped_first_server_needs_curl_for_the_smoke_step(tmp_path):
-    files = {"binary": "k3s-arm64", "images": "k3s-airgap-images-arm64.tar.zst", "installScript": "install.sh",
+    files = {"binary": "k3s", "images": "k3s-airgap-images-amd64.tar.zst", "installScript": "install.sh",
              "registries": "registries.yaml"}
     for key, name in files.items():
         (tmp_path / name).write_text(key)
     raw = stack_raw("edge")
     raw["k3s"] = {"airgap": {key: str(tmp_path / name) for key, name in files.items()}}
     raw["kubeflow"] = {"manifestsPath": "./manifests"}
-    raw["nodes"] = [*raw["nodes"], {"name": "agent-9", "host": "192.0.2.49", "role": "agent", "arch": "arm64"}]
+    raw["nodes"] = [*raw["nodes"], {"name": "agent-9", "host": "192.0.2.49", "role": "agent", "arch": "amd64"}]
     s = parse_settings(raw, "edge")
     first, agent = s.first_server, s.node("agent-9")
     params = k3s_plan.preflight_params(s, first)
@@ -237,7 +237,7 @@ def test_cluster_init_only_bootstraps_the_first_ha_server_joins_a_running_one(cl
 def test_node_removal_runs_on_a_server_that_stays(cloud, dev):
     assert k3s_plan.remover(cloud, cloud.node("server-1")).name == "server-2"
     assert k3s_plan.remover(cloud, cloud.node("agent-1")).name == "server-1"
-    assert k3s_plan.remover(dev, dev.nodes[0]) is None
+    assert k3s_plan.remover(dev, dev.nodes[0]) == dev.nodes[0]  # the only server is its own
 
 
 def test_labels_and_taints_for_the_api_match_the_first_boot_flags(cloud):

@@ -184,7 +184,7 @@ def test_the_registries_script_writes_the_file_and_never_restarts_k3s(tmp_path):
 
 # Air gap ---------------------------------------------------------------------------------------------
 
-AIRGAP = {"binary": "./airgap/k3s-arm64", "images": "./airgap/k3s-airgap-images-arm64.tar.zst",
+AIRGAP = {"binary": "./airgap/k3s", "images": "./airgap/k3s-airgap-images-amd64.tar.zst",
           "installScript": "./airgap/install.sh"}
 
 

@@ -30,9 +30,8 @@ def all_rendered_scripts():
             yield f"{stack}/{node.name}/unprepare", scripts.render("unprepare.sh", k3s_plan.unprepare_params(node, prep))
             yield f"{stack}/{node.name}/install", scripts.render("install.sh", k3s_plan.install_params(s, node))
             runner = k3s_plan.remover(s, node)
-            if runner:
-                for name in ("member.sh", "leave.sh"):
-                    yield f"{stack}/{node.name}/{name}", scripts.render(name, k3s_plan.member_params(s, node, runner))
+            for name in ("member.sh", "leave.sh"):
+                yield f"{stack}/{node.name}/{name}", scripts.render(name, k3s_plan.member_params(s, node, runner))
             yield f"{stack}/{node.name}/uninstall", scripts.render("uninstall.sh", k3s_plan.uninstall_params(node))
             from components.k3s import node_images_plan  # issue 15: pre-pull list, platform bundle, registries.yaml
             for what, text in node_images_plan.node_scripts(s, node).items():

@@ -86,3 +86,39 @@ def test_the_floor_lines_are_release_lines_the_pin_is_above(upstream):
     # Istio's k3s profile (what the Istio CNI chart is given) uses the bin dir the floor guarantees.
     profile = yaml.safe_load((upstream / "charts" / "istio-profiles-1.29.0" / "platform-k3s.yaml").read_text())
     assert profile["cni"]["cniBinDir"] == "/var/lib/rancher/k3s/data/cni"
+
+
+# Air gap: one binary and one image archive, for the nodes' one architecture --------------------------
+
+def release_asset_suffix(upstream, arch: str) -> str:
+    """The suffix install.sh gives the K3s binary it downloads for `arch` (k3s${SUFFIX})."""
+    import re
+
+    text = (upstream / "k3s" / "install.sh").read_text()
+    block = re.search(r"case \$ARCH in(.*?)esac", text, re.S).group(1)
+    for case in re.finditer(r"\n\s*([^)\n]+)\)\s*\n\s*ARCH=(\w+)\s*\n\s*SUFFIX=(\S*)", block):
+        if case.group(2) == arch:
+            return case.group(3).replace("${ARCH}", arch)
+    raise AssertionError(f"install.sh has no {arch}")
+
+
+def airgap_stack(arches, binary, images):
+    nodes = [{"name": f"n{i}", "host": f"192.0.2.{11 + i}", "role": "server" if i == 0 else "agent", "arch": a}
+             for i, a in enumerate(arches)]
+    return edge(nodes=nodes, k3s={"airgap": {"binary": binary, "images": images, "installScript": "./install.sh",
+                                              "platformImages": "./platform"}},
+                kubeflow={"mode": "none"})
+
+
+def test_an_air_gapped_stack_has_one_architecture(upstream):
+    arm = "./airgap/k3s" + release_asset_suffix(upstream, "arm64")
+    assert arm.endswith("k3s-arm64") and release_asset_suffix(upstream, "amd64") == ""
+    found = problems(airgap_stack(["amd64", "arm64"], "./airgap/k3s", "./airgap/k3s-airgap-images-amd64.tar.zst"), "edge")
+    assert list(found) == ["k3s.airgap"] and "amd64 and arm64" in found["k3s.airgap"]
+    # A release asset named for another architecture than the nodes' is refused, naming the key.
+    found = problems(airgap_stack(["amd64"], arm, "./airgap/k3s-airgap-images-arm64.tar.zst"), "edge")
+    assert set(found) == {"k3s.airgap.binary", "k3s.airgap.images"} and "arm64 asset" in found["k3s.airgap.binary"]
+    assert "k3s.airgap.binary" in problems(airgap_stack(["arm64"], "./airgap/k3s", "./airgap/k3s-airgap-images-arm64.tar.zst"), "edge")
+    # Matching names, or names that do not say an architecture, are accepted.
+    assert parse_settings(airgap_stack(["arm64", "arm64"], arm, "./airgap/k3s-airgap-images-arm64.tar.zst"), "edge")
+    assert parse_settings(airgap_stack(["amd64"], "./bin/k3s-v1.34", "./images.tar"), "edge")

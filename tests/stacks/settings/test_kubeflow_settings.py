@@ -93,3 +93,14 @@ def test_a_password_is_refused_exactly_when_bcrypt_cannot_hash_it(length):
 def test_the_checked_in_kubeflow_settings_parse():
     for name in ("dev", "edge", "cloud"):
         assert parse_settings(stack_raw(name), name).kubeflow.mode in ("full", "pipelines", "none")
+
+
+def test_a_contributor_needs_a_login():
+    users = [{"name": "alice", "email": "alice@example.com", "contributors": ["dave@example.com", "bob@example.com"]},
+             {"name": "bob", "email": "bob@example.com", "contributors": ["admin@example.com"]}]
+    found = problems(with_kubeflow("dev", adminEmail="admin@example.com", users=users))
+    assert list(found) == ["kubeflow.users[0].contributors[0]"] and "has no login" in found["kubeflow.users[0].contributors[0]"]
+    # With an identity provider, anyone it knows can log in.
+    idp = {"type": "github", "clientId": "kubeflow"}
+    s = parse_settings(with_kubeflow("dev", adminEmail="admin@example.com", users=users, identityProvider=idp), "dev")
+    assert s.kubeflow.users[0].contributors == ("dave@example.com", "bob@example.com")
