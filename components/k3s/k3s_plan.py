@@ -252,6 +252,8 @@ def install_params(settings: Settings, node: Node) -> dict[str, object]:
         "STAGED_SHA256": staged_sha256(settings),
         "JOIN_CANDIDATES": join_candidates(settings, node),
         "WAIT_SECONDS": settings.k3s.install_timeout_seconds,
+        # A role change runs the other role's uninstall script first (install.sh).
+        "BIN_DIR": BIN_DIR,
     }
 
 

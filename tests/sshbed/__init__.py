@@ -21,6 +21,7 @@ API (see tests/sshbed/fixtures.py for the pytest fixtures):
     bed.calls(host="server-1")            # stub calls recorded, in order
     bed.nodes()                           # simulated Node objects {name: {role, version, ...}}
     bed.hang("server-1")                  # K3s on that host never becomes ready
+    bed.not_ready("agent-1")              # K3s there starts, its Node stays NotReady
     host.stop(); bed.close()
 """
 
@@ -242,7 +243,7 @@ class SshBed:
         self.hosts: dict[str, Host] = {}
         self.sudoers = pathlib.Path(f"/etc/sudoers.d/{self.user}")
         self.cluster = directory / "cluster"
-        for sub in ("nodes", "etcd", "hang"):
+        for sub in ("nodes", "etcd", "hang", "notready"):
             (self.cluster / sub).mkdir(parents=True)
         (self.cluster / "calls.log").touch()
         shutil.copy(install_script, self.cluster / "install.sh")
@@ -307,6 +308,11 @@ class SshBed:
 
     def hang(self, host: str, on: bool = True) -> None:
         marker = self.cluster / "hang" / host
+        marker.touch() if on else marker.unlink(missing_ok=True)
+
+    def not_ready(self, host: str, on: bool = True) -> None:
+        """K3s on that host starts (its unit is active) but its Node stays NotReady (CNI, kubelet...)."""
+        marker = self.cluster / "notready" / host
         marker.touch() if on else marker.unlink(missing_ok=True)
 
     def close(self) -> None:

@@ -45,7 +45,7 @@ def bed(ssh_bed):
     yield ssh_bed
     for name in list(ssh_bed.hosts):
         ssh_bed.remove_host(name)
-    for sub in ("nodes", "etcd", "hang"):
+    for sub in ("nodes", "etcd", "hang", "notready"):
         for f in (ssh_bed.cluster / sub).iterdir():
             f.unlink()
     (ssh_bed.cluster / "token").unlink(missing_ok=True)

@@ -247,6 +247,26 @@ def test_air_gapped_first_install_and_a_changed_staged_file_reinstalls(bed, tmp_
     assert not host.exists(k3s_plan.STAGE_DIR) and not host.exists("/usr/local/bin/k3s")
 
 
+def test_a_staged_registries_yaml_dropped_from_the_stack_is_not_installed_again(bed, tmp_path):
+    """Copies have no delete: the staged registries.yaml stays in the staging folder when the stack moves from
+    k3s.airgap.registries to k3s.registries. The install must not put it over the file registries.sh wrote."""
+    nodes = [node("edge-1", "10.9.1.1")]
+    d = deploy(bed, nodes)
+    files = airgap(tmp_path, bed, registries="mirrors:\n  docker.io:\n    endpoint: [https://staged.lan]\n")
+    d.up(program(nodes, k3s={"airgap": files}))
+    host = bed.hosts["edge-1"]
+    assert "staged.lan" in host.read("/etc/rancher/k3s/registries.yaml")
+    without = {k: v for k, v in files.items() if k != "registries"}
+    mirror = {"mirrors": {"docker.io": {"endpoint": ["https://mirror.lan"]}}}
+    steps = d.up(program(nodes, k3s={"airgap": without, "registries": mirror}))
+    assert [s.name for s in steps].index("k3s-edge-1-registries") < [s.name for s in steps].index("k3s-edge-1-install")
+    assert "mirror.lan" in host.read("/etc/rancher/k3s/registries.yaml")
+    assert not host.exists(f"{k3s_plan.STAGE_DIR}/registries.yaml"), "the stale staged copy is removed"
+    # the next update leaves the file registries.sh wrote alone too
+    d.up(program(nodes, k3s={"airgap": without, "registries": mirror, "version": NEXT_VERSION}))
+    assert "mirror.lan" in host.read("/etc/rancher/k3s/registries.yaml")
+
+
 def test_removing_nodes_drains_and_deletes_them_from_a_remaining_server(bed):
     d = deploy(bed, HA)
     d.up(program(HA))
@@ -311,6 +331,40 @@ def test_replacing_the_first_server_joins_the_existing_cluster(bed):
     # the stale membership of the dead host is replaced after the new install: it leaves the new Node alone
     stale = next(s for s in d.steps if (s.name, s.op) == ("k3s-server-1-member", "delete"))
     assert "is a newer registration" in stale.result.stderr and bed.nodes()["server-1"]["ready"] == "true"
+    # A later update (here a label, which restarts nothing) keeps the join: config.yaml does not go back to
+    # cluster-init, so its digest is unchanged and K3s keeps running.
+    bed.clear_calls()
+    steps = d.up(program([{**new_first, "labels": {"zone": "a"}}, *HA[1:3]]))
+    assert ("k3s-server-1-install", "update") in [(s.name, s.op) for s in steps]
+    cfg = bed.hosts["server-1b"].read("/etc/rancher/k3s/config.yaml")
+    assert "cluster-init" not in cfg and "server: https://10.9.0.12:6443" in cfg
+    assert restarts(bed, "server-1b") == [], "a joined first server must not restart on every update"
+    # the join is recorded inside K3s's data dir, which K3s's uninstall removes
+    assert bed.hosts["server-1b"].read("/var/lib/rancher/k3s/kubeflow-k3s.joined") == "https://10.9.0.12:6443\n"
+
+
+def without_downloaders(host):
+    """Hide curl (the bed's stub and the machine's) and wget in the host's sandbox: an overlay over /usr/bin."""
+    ov = host.dir / "ov" / "usr-bin"
+    (ov / "upper").mkdir(parents=True)
+    (ov / "work").mkdir()
+    done = host.root(f"mount -t overlay overlay -o lowerdir=/usr/bin,upperdir={ov}/upper,workdir={ov}/work /usr/bin"
+                     " && rm -f /usr/bin/curl /usr/bin/wget /usr/local/bin/curl /usr/local/bin/wget")
+    assert done.returncode == 0, done.stderr
+    assert host.run("command -v curl || command -v wget").exit_status != 0
+
+
+def test_a_first_ha_server_without_curl_or_wget_fails_instead_of_bootstrapping_unasked(bed, tmp_path):
+    """Air-gapped, nothing else needs curl: without curl or wget the first server cannot ask the others
+    whether a cluster already runs, and must not start one of its own without asking."""
+    d = deploy(bed, HA[:3])
+    without_downloaders(bed.hosts["server-1"])
+    with pytest.raises(CommandFailed) as failed:
+        d.up(program(HA[:3], k3s={"airgap": airgap(tmp_path, bed)}))
+    assert failed.value.name == "k3s-server-1-install"
+    assert "neither curl nor wget" in failed.value.result.stderr
+    assert bed.nodes() == {} and bed.etcd_members() == {}, "no cluster was bootstrapped"
+    assert not bed.hosts["server-1"].exists("/etc/rancher/k3s/config.yaml")
 
 
 def test_replacing_a_reachable_first_server_drains_it_first(bed):
@@ -325,6 +379,85 @@ def test_replacing_a_reachable_first_server_drains_it_first(bed):
     install = order.index(("k3s-server-1-install", "create", "server-1-new"))
     assert leave < uninstall < install
     assert len(set(bed.etcd_members().values())) == 1 and bed.nodes()["server-1"]["address"] == "10.9.0.14"
+
+
+MIRROR = {"registries": {"mirrors": {"docker.io": {"endpoint": ["https://mirror.lan"]}}}}
+
+
+def unit(host, name):
+    return host.read(f"/run/k3sbed/units/{name}").strip() if host.exists(f"/run/k3sbed/units/{name}") else "inactive"
+
+
+def test_swapping_roles_uninstalls_the_old_role_before_the_new_one_starts(bed):
+    """An agent promoted to a server: its uninstall lives on its teardown command, which the engine deletes
+    only at the end of `up`; K3s's k3s-agent-uninstall.sh would then stop every k3s* unit, the new server's
+    too. The install of the new role removes the old role first and keeps registries.yaml."""
+    before = [node("s-1", "10.9.7.1"), node("s-2", "10.9.7.2"), node("n-3", "10.9.7.3"),
+              node("n-4", "10.9.7.4", "agent")]
+    after = [*before[:2], {**before[2], "role": "agent"}, {**before[3], "role": "server"}]
+    d = deploy(bed, before)
+    d.up(program(before, k3s=MIRROR))
+    steps = d.up(program(after, k3s=MIRROR))
+    promoted = bed.hosts["n-4"]
+    nodes = bed.nodes()
+    assert (nodes["n-4"]["role"], nodes["n-4"]["ready"]) == ("server", "true")
+    assert (nodes["n-3"]["role"], nodes["n-3"]["ready"]) == ("agent", "true")
+    assert set(bed.etcd_members()) == {"s-1", "s-2", "n-4"}
+    assert unit(promoted, "k3s") == "active", "the old agent's uninstall stopped the new server"
+    assert not promoted.exists("/etc/systemd/system/k3s-agent.service")
+    assert not promoted.exists("/usr/local/bin/k3s-agent-uninstall.sh")
+    assert "mirror.lan" in promoted.read("/etc/rancher/k3s/registries.yaml")
+    install = next(s for s in steps if s.name == "k3s-n-4-install")
+    assert "uninstalling the K3s agent first" in install.result.stderr
+    teardown = next(s for s in steps if (s.name, s.op) == ("k3s-n-4-teardown", "delete"))
+    assert "nothing to uninstall" in teardown.result.stderr
+    # The other direction, as it runs when the server's own uninstall has not run first.
+    reg = program(before, k3s=MIRROR).get("k3s-n-4-install")
+    result = promoted.run(reg.inputs["create"], stdin=reg.inputs["stdin"])
+    assert result.ok, result.stderr
+    assert "uninstalling the K3s server first" in result.stderr
+    assert unit(promoted, "k3s") == "inactive" and unit(promoted, "k3s-agent") == "active"
+    assert not promoted.exists("/usr/local/bin/k3s-uninstall.sh")
+    assert (bed.nodes()["n-4"]["role"], bed.nodes()["n-4"]["ready"]) == ("agent", "true")
+    assert "mirror.lan" in promoted.read("/etc/rancher/k3s/registries.yaml")
+    assert promoted.root("stat -c %a /etc/rancher/k3s/registries.yaml").stdout.strip() == "600"
+
+
+def test_an_updated_agent_is_done_only_once_its_node_is_ready_at_the_new_version(bed):
+    """The cluster readiness command does not run again on an update: the agent's install itself waits."""
+    nodes = [HA[0], HA[3]]
+    d = deploy(bed, nodes, wait=SHORT_WAIT)
+    d.up(program(nodes))
+    bed.not_ready("agent-1")  # after its restart, the agent's service runs but its Node stays NotReady
+    with pytest.raises(CommandFailed) as failed:
+        d.up(program(nodes, k3s={"version": NEXT_VERSION}))
+    assert failed.value.name == "k3s-agent-1-install"
+    err = failed.value.result.stderr
+    assert f"timed out after {SHORT_WAIT}s waiting for node agent-1 to be Ready and run {NEXT_VERSION}" in err
+    assert "Check: kubectl describe node agent-1" in err
+    bed.not_ready("agent-1", on=False)
+    d.up(program(nodes, k3s={"version": NEXT_VERSION}))  # the failed update runs again
+    assert (bed.nodes()["agent-1"]["ready"], bed.nodes()["agent-1"]["version"]) == ("true", NEXT_VERSION)
+
+
+def test_leaving_waits_for_an_api_that_does_not_answer_and_never_skips_the_drain(bed):
+    nodes = [HA[0], HA[3]]
+    d = deploy(bed, nodes, wait=SHORT_WAIT)
+    d.up(program(nodes))
+    server = bed.hosts["server-1"]
+    leave = d.tweak("k3s-agent-1-member", program(nodes).get("k3s-agent-1-member").inputs["delete"])
+    server.root("systemctl stop k3s")  # the API on the server that removes agent-1 does not answer
+    result = server.run(leave)
+    assert result.exit_status == 1, "an unanswered API is not a node that left"
+    assert f"timed out after {SHORT_WAIT}s waiting for the K3s API on server-1 to answer whether node agent-1" in result.stderr
+    assert "Check: journalctl -u k3s -n 100 on server-1" in result.stderr
+    assert "agent-1" in bed.nodes() and not any(" drain " in c for c in bed.calls("server-1"))
+    server.root("systemctl start k3s")
+    result = server.run(leave)
+    assert result.ok and "drained and deleted" in result.stderr and "agent-1" not in bed.nodes()
+    # a node that really is gone: nothing to drain, and that is success
+    result = server.run(leave)
+    assert result.ok and "node agent-1 is not in the cluster" in result.stderr
 
 
 def test_destroy_twice(bed):

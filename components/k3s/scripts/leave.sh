@@ -9,7 +9,13 @@ if ! as_root test -x /usr/local/bin/k3s; then
   say "K3s is not installed here; nothing to remove $MEMBER from"
   exit 0
 fi
-if ! uid=$(kubectl get node "$MEMBER" -o 'jsonpath={.metadata.uid}' 2>/dev/null); then
+# Only a node the API says is absent has left (--ignore-not-found: empty output). An API that does not answer
+# (K3s down, etcd without quorum, a timeout) is retried until the deadline, then fails: never skip the drain.
+member_uid() { uid=$(kubectl get node "$MEMBER" --ignore-not-found -o 'jsonpath={.metadata.uid}'); }
+wait_until "$WAIT_SECONDS" "the K3s API on $NODE_NAME to answer whether node $MEMBER is in the cluster" \
+  "journalctl -u k3s -n 100 on $NODE_NAME (is K3s running? etcd quorum); sudo k3s kubectl get node $MEMBER on $NODE_NAME" \
+  member_uid
+if [ -z "$uid" ]; then
   say "node $MEMBER is not in the cluster; nothing to drain"
   exit 0
 fi

@@ -175,3 +175,28 @@ def test_bounded_wait_is_a_wall_clock_deadline_that_counts_the_checks_too():
     assert result.returncode == 1 and "timed out after 3s waiting for a slow check" in result.stderr
     # counting only its sleeps, the old loop took 2 + 5 + 2 = 9 s; a deadline ends after the next check
     assert elapsed < 6.5, f"took {elapsed:.1f}s"
+
+
+def test_cluster_readiness_has_one_deadline_for_all_nodes(tmp_path):
+    """wait-ready.sh: the time one node takes counts against the others (worst case WAIT_SECONDS, not
+    nodes x WAIT_SECONDS), and the message names the node that is not Ready."""
+    import time
+
+    fake = tmp_path / "kubectl"
+    # `wait --for=condition=Ready node/NAME --timeout=10s`: a node is Ready 2 s after it was first asked about.
+    fake.write_text(f"""#!/bin/sh
+n=${{3#node/}}; now=$(date +%s%N)
+[ -f {tmp_path}/first-$n ] || echo "$now" > {tmp_path}/first-$n
+[ $((now - $(cat {tmp_path}/first-$n))) -ge 2000000000 ]
+""")
+    fake.chmod(0o755)
+    text = scripts.render("wait-ready.sh", {"NODE_NAME": "x", "NODES": "a b", "WAIT_SECONDS": 3})
+    assert "as_root /usr/local/bin/k3s kubectl wait" in text
+    text = text.replace("as_root /usr/local/bin/k3s kubectl", str(fake))
+    started = time.monotonic()
+    result = subprocess.run(["sh", "-c", text], capture_output=True, text=True, timeout=30)
+    elapsed = time.monotonic() - started
+    # a took 2-3 s of the 3: b has what is left (at least 1 s), not 3 s of its own
+    assert result.returncode == 1, "node b got a fresh deadline"
+    assert "waiting for node b to be Ready" in result.stderr and "Check: kubectl describe node b" in result.stderr
+    assert elapsed < 5.5, f"took {elapsed:.1f}s"

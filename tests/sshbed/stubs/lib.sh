@@ -5,6 +5,7 @@
 #   $C/etcd/<node>    the etcd cluster id this server is a member of
 #   $C/calls.log      "<host>\t<command line>" for every stub call, in order, across hosts
 #   $C/hang/<host>    present: K3s on that host never becomes ready (Type=notify start blocks)
+#   $C/notready/<host> present: K3s on that host starts (the unit is active) but its Node stays NotReady
 # Per sandbox: /run/k3sbed/host (bed host name), /run/k3sbed/address (its node address),
 #   /run/k3sbed/units/<unit> (active|activating|failed|inactive), /run/k3sbed/journal.
 C=@CLUSTER@
@@ -74,8 +75,9 @@ k3s_start() {
   chmod 700 /var/lib/rancher/k3s/agent
   printf 'apiVersion: v1\nkind: Config\n# kubelet of %s\n' "$name" > /var/lib/rancher/k3s/agent/kubelet.kubeconfig
   uid=$(node_get "$name" uid); [ -n "$uid" ] || uid=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-  printf 'role=%s\nversion=%s\naddress=%s\ncluster=%s\npassword=%s\nready=true\nhost=%s\nuid=%s\n' \
-    "$role" "$version" "$ADDRESS" "$cluster" "$password" "$HOST" "$uid" > "$C/nodes/$name.tmp"
+  ready=true; [ -e "$C/notready/$HOST" ] && ready=false  # e.g. kubelet up, CNI not (yet) ready
+  printf 'role=%s\nversion=%s\naddress=%s\ncluster=%s\npassword=%s\nready=%s\nhost=%s\nuid=%s\n' \
+    "$role" "$version" "$ADDRESS" "$cluster" "$password" "$ready" "$HOST" "$uid" > "$C/nodes/$name.tmp"
   mv "$C/nodes/$name.tmp" "$C/nodes/$name"
 }
 
@@ -88,20 +90,27 @@ k3s_stop() {
 
 k3s_kubectl() {
   kubeconfig=/etc/rancher/k3s/k3s.yaml
-  args=""
+  args=""; ignore_missing=false
   while [ $# -gt 0 ]; do
     case $1 in
       --kubeconfig) kubeconfig=$2; shift 2 ;;
       --kubeconfig=*) kubeconfig=${1#*=}; shift ;;
-      --timeout=*|--request-timeout=*|--ignore-daemonsets|--delete-emptydir-data|--force|--ignore-not-found|--ignore-not-found=*|--grace-period=*) shift ;;
+      --ignore-not-found|--ignore-not-found=true) ignore_missing=true; shift ;;
+      --timeout=*|--request-timeout=*|--ignore-daemonsets|--delete-emptydir-data|--force|--ignore-not-found=*|--grace-period=*) shift ;;
       *) args="$args $1"; shift ;;
     esac
   done
   if ! [ -r "$kubeconfig" ]; then
     echo "error: open $kubeconfig: permission denied" >&2; return 1
   fi
+  # The admin kubeconfig talks to this server's own API (127.0.0.1:6443): nothing answers while its K3s is down.
+  if [ "$kubeconfig" = /etc/rancher/k3s/k3s.yaml ] && [ "$(unit_state k3s)" != active ]; then
+    echo "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?" >&2; return 1
+  fi
+  set -f  # JSONPath filters ([?(...)]) are arguments, not file patterns
   # shellcheck disable=SC2086
   set -- $args
+  set +f
   case "$*" in
     "get --raw=/readyz") [ "$(unit_state k3s)" = active ] && echo ok ;;
     "wait --for=condition=Ready node/"*)
@@ -109,8 +118,15 @@ k3s_kubectl() {
     "get nodes -l node-role.kubernetes.io/control-plane=true --no-headers -o custom-columns=V:.status.nodeInfo.kubeletVersion")
       for f in "$C"/nodes/*; do [ -f "$f" ] && [ "$(node_get "${f##*/}" role)" = server ] && node_get "${f##*/}" version; done; return 0 ;;
     "get node "*" -o jsonpath={.metadata.uid}")
-      [ -f "$C/nodes/$3" ] || { echo "Error from server (NotFound): nodes \"$3\" not found" >&2; return 1; }
+      if ! [ -f "$C/nodes/$3" ]; then
+        $ignore_missing && return 0  # kubectl --ignore-not-found: no output, success
+        echo "Error from server (NotFound): nodes \"$3\" not found" >&2; return 1
+      fi
       node_get "$3" uid ;;
+    "get node "*' --no-headers -o custom-columns=V:.status.nodeInfo.kubeletVersion,R:.status.conditions[?(@.type=="Ready")].status')
+      [ -f "$C/nodes/$3" ] || { echo "Error from server (NotFound): nodes \"$3\" not found" >&2; return 1; }
+      r=False; [ "$(node_get "$3" ready)" = true ] && r=True
+      printf '%s   %s\n' "$(node_get "$3" version)" "$r" ;;
     "get node "*) [ -f "$C/nodes/$3" ] && echo "$3" || { echo "Error from server (NotFound): nodes \"$3\" not found" >&2; return 1; } ;;
     "get nodes"*) for f in "$C"/nodes/*; do [ -f "$f" ] && echo "${f##*/}"; done; return 0 ;;
     "drain "*|"cordon "*)
