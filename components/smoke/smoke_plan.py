@@ -4,7 +4,8 @@ One command on the first server (components/k3s/scripts/smoke.sh, where `curl` a
 checks the platform as its users use it, and fails `pulumi up` with a message naming what failed:
 
 - full mode: through the ingress gateway at the `kubeflowDashboardUrl` address (HTTPS, verified with
-  the gateway certificate's CA from the cluster, or the system's CAs with Let's Encrypt), an anonymous
+  the gateway certificate's CA from the cluster, the system's CAs with Let's Encrypt, or the issued
+  chain from the gateway's Secret with Let's Encrypt staging), an anonymous
   request is refused; the admin logs in through the real flow (oauth2-proxy /oauth2/start -> Dex's
   login form -> POST -> /oauth2/callback -> session cookie); the central dashboard answers and knows
   the admin and their namespace; with the notebooks component, the Jupyter web app's API lists the
@@ -185,6 +186,17 @@ def logins_digest(settings: Settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def gateway_ca_key(settings: Settings) -> str:
+    """The key of the gateway's TLS Secret that curl trusts when the certificate is not publicly trusted:
+    `ca.crt` (the stack's CA) or, with Let's Encrypt staging, `tls.crt`: the issued certificate and its
+    staging intermediate. curl with OpenSSL accepts an intermediate in --cacert as a trust anchor
+    (partial chains, the default since curl 7.68.0: CURLSSLOPT_NO_PARTIALCHAIN), so the gateway must
+    serve a certificate of that chain for the host name, without the untrusted staging root."""
+    if cert_manager_plan.acme_enabled(settings) and not cert_manager_plan.publicly_trusted(settings):
+        return "tls.crt"
+    return "ca.crt"
+
+
 def params(settings: Settings, started: str = "", run: str = "create") -> dict[str, object]:
     """smoke.sh's parameters. Nothing secret: the admin password is the command's stdin. `run`:
     `create` (the stack's first successful `up`: installSeconds is the install time) or `update` (a
@@ -220,7 +232,11 @@ def params(settings: Settings, started: str = "", run: str = "create") -> dict[s
         "GATEWAY_NAMESPACE": kubeflow_plan.GATEWAY_NAMESPACE,
         "GATEWAY_SERVICE": kubeflow_plan.INGRESS_SERVICE,
         "TLS_SECRET": kubeflow_plan.GATEWAY_TLS_SECRET,
-        "PUBLIC_CA": full and cert_manager_plan.acme_enabled(settings),
+        # How curl verifies the gateway: the system's CAs (Let's Encrypt), else a key of the gateway's
+        # Secret: ca.crt (the stack's CA), or tls.crt with Let's Encrypt staging (cert-manager's ACME
+        # issuer writes no ca.crt, cert-manager#1571; the Secret's own chain is trusted instead).
+        "PUBLIC_CA": full and cert_manager_plan.publicly_trusted(settings),
+        "CA_KEY": gateway_ca_key(settings),
         # the KFP API: through the gateway (full) or its Service (pipelines)
         "KFP_NAMESPACE": KFP_NAMESPACE,
         "KFP_SERVICE": KFP_SERVICE,

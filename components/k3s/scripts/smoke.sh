@@ -5,12 +5,12 @@
 # Parameters: NODE_NAME MODE (full|pipelines) K3S_BIN DEADLINE_SECONDS STARTED (epoch or empty)
 #   RUN (create: the stack's first successful up, update: a later up re-checking it) CHECKS COMPONENTS DASHBOARD_URL LOGIN_EMAIL ADMIN_NAMESPACE
 #   CHECK_PROFILE CHECK_DASHBOARD CHECK_PIPELINES CHECK_NOTEBOOKS NOTEBOOK_POD
-#   GATEWAY_NAMESPACE GATEWAY_SERVICE TLS_SECRET PUBLIC_CA KFP_NAMESPACE KFP_SERVICE KFP_PORT
+#   GATEWAY_NAMESPACE GATEWAY_SERVICE TLS_SECRET PUBLIC_CA CA_KEY KFP_NAMESPACE KFP_SERVICE KFP_PORT
 #   PIPELINE_YAML GPU_NAMESPACE GPU_PODS GPU_MANIFEST
 : "${MODE:?}" "${K3S_BIN:?}" "${DEADLINE_SECONDS:?}" "${STARTED?}" "${RUN:?}" "${CHECKS?}" "${COMPONENTS?}"
 : "${DASHBOARD_URL?}" "${LOGIN_EMAIL?}" "${ADMIN_NAMESPACE?}" "${CHECK_PROFILE:?}" "${CHECK_DASHBOARD:?}" "${CHECK_PIPELINES:?}"
 : "${CHECK_NOTEBOOKS:?}" "${NOTEBOOK_POD?}"
-: "${GATEWAY_NAMESPACE:?}" "${GATEWAY_SERVICE:?}" "${TLS_SECRET:?}" "${PUBLIC_CA:?}"
+: "${GATEWAY_NAMESPACE:?}" "${GATEWAY_SERVICE:?}" "${TLS_SECRET:?}" "${PUBLIC_CA:?}" "${CA_KEY:?}"
 : "${KFP_NAMESPACE:?}" "${KFP_SERVICE:?}" "${KFP_PORT:?}" "${PIPELINE_YAML:?}"
 : "${GPU_NAMESPACE:?}" "${GPU_PODS?}" "${GPU_MANIFEST?}"
 
@@ -73,12 +73,20 @@ if [ "$MODE" = full ]; then
     -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
   wait_until "$(remaining)" "the gateway certificate $GATEWAY_NAMESPACE/$TLS_SECRET to be issued" \
     "kubectl -n $GATEWAY_NAMESPACE describe certificate $TLS_SECRET; kubectl get challenges -A (Let's Encrypt)" cert_ready
+  trusted="publicly trusted (Let's Encrypt)"
   if [ "$PUBLIC_CA" = false ]; then
-    # The stack's own CA (not publicly trusted): the gateway Secret's ca.crt is what users trust by hand.
+    # ca.crt: the stack's own CA, what users trust by hand. tls.crt (Let's Encrypt staging, whose roots
+    # no trust store holds and whose Secret has no ca.crt): the issued certificate and its intermediate;
+    # curl (OpenSSL, 7.68+) takes that intermediate as trust anchor, so the gateway must serve this chain.
+    case $CA_KEY in
+      ca.crt) trusted="signed by the CA in Secret $GATEWAY_NAMESPACE/$TLS_SECRET" ;;
+      tls.crt) trusted="the Let's Encrypt staging certificate issued into Secret $GATEWAY_NAMESPACE/$TLS_SECRET (curl needs OpenSSL and 7.68+ to trust its intermediate)" ;;
+      *) fail "unknown CA_KEY $CA_KEY" ;;
+    esac
     cacert="$work/ca.crt"
-    kubectl -n "$GATEWAY_NAMESPACE" get secret "$TLS_SECRET" -o 'jsonpath={.data.ca\.crt}' | base64 -d >"$cacert" \
-      || fail "cannot read ca.crt of Secret $GATEWAY_NAMESPACE/$TLS_SECRET"
-    [ -s "$cacert" ] || fail "Secret $GATEWAY_NAMESPACE/$TLS_SECRET has no ca.crt to verify the gateway with"
+    kubectl -n "$GATEWAY_NAMESPACE" get secret "$TLS_SECRET" -o "jsonpath={.data.${CA_KEY%.crt}\\.crt}" | base64 -d >"$cacert" \
+      || fail "cannot read $CA_KEY of Secret $GATEWAY_NAMESPACE/$TLS_SECRET"
+    [ -s "$cacert" ] || fail "Secret $GATEWAY_NAMESPACE/$TLS_SECRET has no $CA_KEY to verify the gateway with"
   fi
 
   # The gateway's own address, for when the host name does not resolve (or answer) on this node.
@@ -121,7 +129,7 @@ if [ "$MODE" = full ]; then
     2??) fail "$DASHBOARD_URL answered an anonymous request with HTTP $(status "$probe"): the login is not enforced. Check: kubectl -n $GATEWAY_NAMESPACE get authorizationpolicy" ;;
     000)
       if [ "$(cat "$work/rc")" = 60 ]; then
-        fail "the HTTPS certificate of $host is not signed by the CA in Secret $GATEWAY_NAMESPACE/$TLS_SECRET (or, with Let's Encrypt, not publicly trusted). Check: kubectl -n $GATEWAY_NAMESPACE describe certificate $TLS_SECRET"
+        fail "the HTTPS certificate of $host is not $trusted. Check: kubectl -n $GATEWAY_NAMESPACE describe certificate $TLS_SECRET"
       fi
       fail "$DASHBOARD_URL did not answer (curl exit $(cat "$work/rc")). Check: kubectl -n $GATEWAY_NAMESPACE get service,pods $GATEWAY_SERVICE" ;;
   esac

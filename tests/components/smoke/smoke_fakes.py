@@ -315,8 +315,11 @@ if " get rolebinding " in " " + a:
     out("")
 if "get certificate" in a:
     out("True")
-if "get secret" in a:
-    out(state["ca_b64"])
+if "get secret" in a:  # the gateway's TLS Secret: ca.crt (CA issuers only, as cert-manager writes it) or tls.crt
+    if "ca\\.crt" in a:
+        out(state.get("ca_b64", ""))
+    if "tls\\.crt" in a:
+        out(state.get("tls_b64", ""))
 if "get service istio-ingressgateway" in a:
     if "{{.spec.type}}" in a:
         out(state["service_type"])
@@ -359,6 +362,31 @@ def fake_bin(directory: pathlib.Path, state: dict, *, no_dns: bool) -> tuple[pat
     for f in bindir.iterdir():
         f.chmod(f.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return bindir, k3s, log
+
+
+EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
+
+
+def make_staging_tls(directory: pathlib.Path, names: list[str]) -> tuple[pathlib.Path, tuple[str, str]]:
+    """Let's Encrypt staging's shape: a root no one trusts, an intermediate, a certificate for `names`.
+    Returns (the Secret's tls.crt: certificate + intermediate, as cert-manager's ACME issuer writes it and
+    the gateway serves it; (that chain, key) for the server). No ca.crt: ACME gives none."""
+    d = directory  # ECDSA P-256 keys, as staging's E-series intermediates: quick to generate
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True, cwd=d)  # noqa: E731
+    run("openssl", "req", "-x509", *EC_KEY, "-nodes", "-keyout", "root.key", "-out", "root.crt",
+        "-days", "1", "-subj", "/CN=(STAGING) Pretend Root X9")
+    run("openssl", "req", *EC_KEY, "-nodes", "-keyout", "int.key", "-out", "int.csr",
+        "-subj", "/CN=(STAGING) Fake Intermediate E9")
+    (d / "int.ext").write_text("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    run("openssl", "x509", "-req", "-in", "int.csr", "-CA", "root.crt", "-CAkey", "root.key", "-CAcreateserial",
+        "-out", "int.crt", "-days", "1", "-extfile", "int.ext")
+    run("openssl", "req", *EC_KEY, "-nodes", "-keyout", "tls.key", "-out", "tls.csr", "-subj", f"/CN={names[0]}")
+    (d / "san.ext").write_text("subjectAltName=" + ",".join(f"DNS:{n}" for n in names) + "\n")
+    run("openssl", "x509", "-req", "-in", "tls.csr", "-CA", "int.crt", "-CAkey", "int.key", "-CAcreateserial",
+        "-out", "leaf.crt", "-days", "1", "-extfile", "san.ext")
+    chain = d / "tls.crt"
+    chain.write_text((d / "leaf.crt").read_text() + (d / "int.crt").read_text())
+    return chain, (str(chain), str(d / "tls.key"))
 
 
 def ca_b64(ca: pathlib.Path) -> str:

@@ -430,6 +430,73 @@ def test_full_mode_failures_say_what_failed(tmp_path, tls, fake_kubeflow, case, 
     assert PASSWORD not in result.stdout + result.stderr
 
 
+# --- how the gateway's certificate is verified ------------------------------------------------------
+
+
+def staging_settings(issuer: str = "letsencrypt-staging"):
+    tls = {"issuer": issuer, "host": "kubeflow.example.com", "email": "ops@example.com"}
+    return parse_settings({**stack_raw("dev"), "kubeflow": {"adminEmail": EMAIL}, "tls": tls}, "dev")
+
+
+def test_the_certificate_is_verified_by_where_it_comes_from():
+    selfsigned = smoke_plan.params(parse_settings(stack_raw("dev"), "dev"))
+    assert (selfsigned["PUBLIC_CA"], selfsigned["CA_KEY"]) == (False, "ca.crt")
+    production = smoke_plan.params(staging_settings("letsencrypt"))
+    assert production["PUBLIC_CA"] is True
+    # Staging: the certificate must still be issued (the script waits for it), but its root is in no
+    # trust store and its Secret has no ca.crt: curl trusts the Secret's own chain instead.
+    staging = smoke_plan.params(staging_settings())
+    assert (staging["PUBLIC_CA"], staging["CA_KEY"]) == (False, "tls.crt")
+    assert smoke_plan.params(parse_settings(stack_raw("cloud"), "cloud"))["PUBLIC_CA"] is True
+
+
+@pytest.fixture(scope="module")
+def staging_tls(tmp_path_factory):
+    if not shutil.which("openssl"):
+        pytest.skip("needs openssl")
+    return fakes.make_staging_tls(tmp_path_factory.mktemp("staging"), ["kubeflow.smoke.test"])
+
+
+@needs_tools
+@pytest.mark.parametrize("served", ["issued", "another-chain"])
+def test_letsencrypt_staging_is_verified_with_the_issued_chain(tmp_path, staging_tls, served):
+    """tls.issuer letsencrypt-staging: the Secret has tls.crt (certificate + staging intermediate) and no
+    ca.crt; the gateway must serve that chain. A certificate of another chain fails as untrusted."""
+    if served == "issued":
+        chain, server = staging_tls
+    else:
+        (tmp_path / "other").mkdir()
+        chain, _ = fakes.make_staging_tls(tmp_path / "other", ["kubeflow.smoke.test"])
+        server = staging_tls[1]
+    fake = fakes.FakeKubeflow(email=EMAIL, password=PASSWORD, namespace="admin", polls_before_success=0).start(server)
+    try:
+        values = {**smoke_plan.params(staging_settings(), "1000"), "DASHBOARD_URL": "https://kubeflow.smoke.test/"}
+        state = {"tls_b64": fakes.ca_b64(chain), "service_type": "NodePort", "port": fake.port}
+        result, log = run_smoke(tmp_path, values, state, stdin=PASSWORD, no_dns=True)
+    finally:
+        fake.stop()
+    calls = log.read_text()
+    assert "get certificate kubeflow-gateway-tls" in calls  # still waits for the issued certificate
+    assert "tls\\.crt" in calls and "ca\\.crt" not in calls
+    if served == "issued":
+        assert result.returncode == 0, result.stderr
+        assert fakes.report(result.stdout)["login"] == f"ok {EMAIL}"
+    else:
+        assert result.returncode == 1
+        assert "is not the Let's Encrypt staging certificate issued into Secret istio-system/kubeflow-gateway-tls" in result.stderr
+
+
+@needs_tools
+def test_letsencrypt_production_needs_a_publicly_trusted_certificate(tmp_path, tls, fake_kubeflow):
+    """The system's CAs only: the test CA of the fake is not among them, and no Secret key is read."""
+    values = {**smoke_plan.params(staging_settings("letsencrypt"), "1000"), "DASHBOARD_URL": "https://kubeflow.smoke.test/"}
+    state = {"ca_b64": fakes.ca_b64(tls[0]), "service_type": "NodePort", "port": fake_kubeflow.port}
+    result, log = run_smoke(tmp_path, values, state, stdin=PASSWORD, no_dns=True)
+    assert result.returncode == 1
+    assert "is not publicly trusted (Let's Encrypt)" in result.stderr, result.stderr
+    assert "get secret" not in log.read_text()
+
+
 # --- notebooks ---------------------------------------------------------------------------------------
 
 
