@@ -68,8 +68,9 @@ class CertManager(pulumi.ComponentResource):
         )
         self._issuer(name, plan.CA_ISSUER, specs[plan.CA_ISSUER], cluster, [ca_root])
         self._issuer(name, plan.KUBEFLOW_ISSUER, specs[plan.KUBEFLOW_ISSUER], cluster, [self.ready])
-        if plan.ACME_ISSUER in specs:
-            self._issuer(name, plan.ACME_ISSUER, specs[plan.ACME_ISSUER], cluster, [self.ready])
+        for acme in plan.ACME_DIRECTORIES:
+            if acme in specs:
+                self._issuer(name, acme, specs[acme], cluster, [self.ready])
         for policy, spec in plan.network_policies().items():
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-netpol-{policy}",

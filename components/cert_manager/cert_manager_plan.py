@@ -6,13 +6,17 @@ Issuers:
 - `letsencrypt` when `tls.issuer: letsencrypt` (cloud default; validation requires `tls.email` and a
   public `tls.host`): ACME HTTP-01, answered through the Istio ingress gateway, which serves Kubernetes
   Ingresses of class `istio` (istio_plan.INGRESS_CLASS).
+- `letsencrypt-staging` when `tls.issuer: letsencrypt-staging` (same rules): the same ACME HTTP-01
+  issuer against Let's Encrypt's staging environment, whose certificates are not publicly trusted
+  and whose limits suit stacks that are destroyed and re-created often (production allows 5
+  certificates for the same names per week).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from stacks.settings import Settings
+from stacks.settings import ACME_ISSUERS, Settings
 
 NAMESPACE = "cert-manager"
 SELFSIGNED_ISSUER = "selfsigned"
@@ -24,6 +28,19 @@ KUBEFLOW_ISSUER = "kubeflow-self-signing-issuer"
 ACME_ISSUER = "letsencrypt"
 ACME_SERVER = "https://acme-v02.api.letsencrypt.org/directory"
 ACME_ACCOUNT_SECRET = "letsencrypt-account-key"
+# Let's Encrypt's staging environment: "The ACME URL for our ACME v2 staging environment is
+# https://acme-staging-v02.api.letsencrypt.org/directory" (https://letsencrypt.org/docs/staging-environment/);
+# its certificates chain to "(STAGING)" roots that no trust store holds. "ACME accounts are scoped to
+# each environment" (same page): the staging account gets its own key Secret.
+ACME_STAGING_ISSUER = "letsencrypt-staging"
+ACME_STAGING_SERVER = "https://acme-staging-v02.api.letsencrypt.org/directory"
+ACME_STAGING_ACCOUNT_SECRET = "letsencrypt-staging-account-key"
+# ClusterIssuer name (= the tls.issuer value) -> (ACME directory URL, account key Secret).
+ACME_DIRECTORIES = {
+    ACME_ISSUER: (ACME_SERVER, ACME_ACCOUNT_SECRET),
+    ACME_STAGING_ISSUER: (ACME_STAGING_SERVER, ACME_STAGING_ACCOUNT_SECRET),
+}
+assert set(ACME_DIRECTORIES) == set(ACME_ISSUERS)
 CA_DURATION = "87600h"  # ten years: the CA's root is trusted by hand, so it should rarely change
 
 
@@ -51,12 +68,19 @@ def values(settings: Settings) -> dict[str, Any]:
 
 
 def acme_enabled(settings: Settings) -> bool:
-    return settings.tls.issuer == "letsencrypt" and bool(settings.tls.email)
+    """The gateway certificate comes from Let's Encrypt (production or staging) over ACME HTTP-01."""
+    return settings.tls.issuer in ACME_DIRECTORIES and bool(settings.tls.email)
+
+
+def publicly_trusted(settings: Settings) -> bool:
+    """The gateway certificate chains to a root in the system's trust store: Let's Encrypt production
+    only (staging's roots are untrusted; the stack's own CA is trusted by hand)."""
+    return acme_enabled(settings) and settings.tls.issuer == ACME_ISSUER
 
 
 def gateway_issuer(settings: Settings) -> str:
     """The ClusterIssuer that signs the ingress gateway's certificate."""
-    return ACME_ISSUER if acme_enabled(settings) else CA_ISSUER
+    return settings.tls.issuer if acme_enabled(settings) else CA_ISSUER
 
 
 def cluster_issuers(settings: Settings, ingress_class: str) -> dict[str, dict[str, Any]]:
@@ -67,11 +91,12 @@ def cluster_issuers(settings: Settings, ingress_class: str) -> dict[str, dict[st
         KUBEFLOW_ISSUER: {"selfSigned": {}},
     }
     if acme_enabled(settings):
-        issuers[ACME_ISSUER] = {
+        server, account_secret = ACME_DIRECTORIES[settings.tls.issuer]
+        issuers[settings.tls.issuer] = {
             "acme": {
-                "server": ACME_SERVER,
+                "server": server,
                 "email": settings.tls.email,
-                "privateKeySecretRef": {"name": ACME_ACCOUNT_SECRET},
+                "privateKeySecretRef": {"name": account_secret},
                 # The gateway reaches the solver inside the cluster: its Service needs no node port
                 # (cert-manager's default is NodePort, which would open a port on every node).
                 "solvers": [{"http01": {"ingress": {"ingressClassName": ingress_class, "serviceType": "ClusterIP"}}}],

@@ -302,9 +302,15 @@ def access_note(settings: Settings) -> str:
         if settings.gateway.service_type == "NodePort":
             note += (f"; the load balancer for {settings.tls.host} must forward 443 to node port "
                      f"{settings.gateway.https_node_port} and 80 to node port {settings.gateway.http_node_port}")
+        if cert_manager_plan.acme_enabled(settings) and not cert_manager_plan.publicly_trusted(settings):
+            note += "; its certificate is from Let's Encrypt's staging environment: browsers do not trust it"
         return note
-    certificate = ("a Let's Encrypt certificate" if cert_manager_plan.acme_enabled(settings)
-                   else f"the cluster's own CA ({cert_manager_plan.CA_ISSUER}, not publicly trusted)")
+    if cert_manager_plan.publicly_trusted(settings):
+        certificate = "a Let's Encrypt certificate"
+    elif cert_manager_plan.acme_enabled(settings):
+        certificate = "a Let's Encrypt staging certificate (not publicly trusted)"
+    else:
+        certificate = f"the cluster's own CA ({cert_manager_plan.CA_ISSUER}, not publicly trusted)"
     return (f"local address: {url} over HTTPS with {certificate}; the login's identity provider is plain HTTP "
             f"inside the cluster (Dex issuer {DEX_IN_CLUSTER}, relative redirect {OAUTH2_CALLBACK}): "
             f"not set up for the internet")

@@ -4,10 +4,14 @@ One command on the first server (components/k3s/scripts/smoke.sh, where `curl` a
 checks the platform as its users use it, and fails `pulumi up` with a message naming what failed:
 
 - full mode: through the ingress gateway at the `kubeflowDashboardUrl` address (HTTPS, verified with
-  the gateway certificate's CA from the cluster, or the system's CAs with Let's Encrypt), an anonymous
+  the gateway certificate's CA from the cluster, the system's CAs with Let's Encrypt, or the issued
+  chain from the gateway's Secret with Let's Encrypt staging), an anonymous
   request is refused; the admin logs in through the real flow (oauth2-proxy /oauth2/start -> Dex's
   login form -> POST -> /oauth2/callback -> session cookie); the central dashboard answers and knows
-  the admin and their namespace; the Pipelines API answers (/pipeline/apis/v2beta1/healthz); a
+  the admin and their namespace; with the notebooks component, the Jupyter web app's API lists the
+  admin's notebooks and a server-side dry run of a pod in the admin's namespace passes Istio's sidecar
+  injector and Kubeflow's PodDefault webhook (no notebook image pulled); the Pipelines API answers
+  (/pipeline/apis/v2beta1/healthz); a
   one-step v2 pipeline (components/smoke/hello-pipeline.yaml) is uploaded, run in the admin's
   namespace until SUCCEEDED, and deleted again.
 - pipelines mode: the same pipeline through the KFP API Service (ClusterIP, reachable from the node).
@@ -46,6 +50,10 @@ KFP_HTTP_PORT = 8888
 # Where the GPU check pods run: no Pod Security level and no Kubeflow quota applies there.
 GPU_POD_NAMESPACE = "default"
 GPU_POD_PREFIX = "kubeflow-k3s-smoke-gpu-"
+# The notebook check's pod: never stored nor run (server-side dry run), so its image is not pulled;
+# it is the smoke pipeline's, already in the image list. default-editor is what notebook pods run as.
+NOTEBOOK_POD_NAME = "kubeflow-k3s-smoke-notebook"
+NOTEBOOK_SERVICE_ACCOUNT = "default-editor"
 # Time for things outside the script's own deadline (SSH, image pulls already inside it): Pulumi's
 # timeout of the command is the script's deadline plus this.
 COMMAND_MARGIN_SECONDS = 600
@@ -114,6 +122,35 @@ def gpu_pods(settings: Settings) -> list[dict]:
     return [gpu_pod(n.name, n.gpu, n.taints) for n in settings.gpu_nodes]
 
 
+def notebook_pod(namespace: str) -> dict:
+    """The pod of the notebook check: created with `--dry-run=server` in the admin's namespace, so it goes
+    through the admission chain a notebook's pod meets there (Istio's sidecar injector, Kubeflow's
+    PodDefault webhook, the namespace's Pod Security level and quota) and is then dropped. It states
+    small requests, as the Jupyter web app's notebooks do, so a Profile quota on requests admits it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": NOTEBOOK_POD_NAME, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "kubeflow-k3s", "kubeflow-k3s/smoke": "notebook"}},
+        "spec": {
+            "serviceAccountName": NOTEBOOK_SERVICE_ACCOUNT,
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "notebook",
+                "image": versions.SMOKE_PIPELINE_IMAGE,
+                "command": ["sh", "-c", "true"],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+            }],
+        },
+    }
+
+
+def check_notebooks(settings: Settings) -> bool:
+    """Full mode with the notebooks component (which needs profiles and the admission webhook:
+    stacks/kubeflow_components.py)."""
+    return settings.kubeflow.mode == "full" and settings.kubeflow.components.get("notebooks", False)
+
+
 def pipeline_images() -> set[str]:
     """The images the smoke pipeline's steps run (its IR's executors)."""
     executors = yaml.safe_load(pipeline_yaml())["deploymentSpec"]["executors"]
@@ -149,6 +186,17 @@ def logins_digest(settings: Settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def gateway_ca_key(settings: Settings) -> str:
+    """The key of the gateway's TLS Secret that curl trusts when the certificate is not publicly trusted:
+    `ca.crt` (the stack's CA) or, with Let's Encrypt staging, `tls.crt`: the issued certificate and its
+    staging intermediate. curl with OpenSSL accepts an intermediate in --cacert as a trust anchor
+    (partial chains, the default since curl 7.68.0: CURLSSLOPT_NO_PARTIALCHAIN), so the gateway must
+    serve a certificate of that chain for the host name, without the untrusted staging root."""
+    if cert_manager_plan.acme_enabled(settings) and not cert_manager_plan.publicly_trusted(settings):
+        return "tls.crt"
+    return "ca.crt"
+
+
 def params(settings: Settings, started: str = "", run: str = "create") -> dict[str, object]:
     """smoke.sh's parameters. Nothing secret: the admin password is the command's stdin. `run`:
     `create` (the stack's first successful `up`: installSeconds is the install time) or `update` (a
@@ -177,10 +225,18 @@ def params(settings: Settings, started: str = "", run: str = "create") -> dict[s
         "CHECK_PROFILE": full and comps.get("profiles", False),
         "CHECK_DASHBOARD": full and comps.get("centralDashboard", False),
         "CHECK_PIPELINES": (not full) or comps.get("pipelines", False),
+        # The Jupyter web app's API as the admin, and a notebook-like pod dry-run in their namespace.
+        "CHECK_NOTEBOOKS": check_notebooks(settings),
+        "NOTEBOOK_POD": (json.dumps(notebook_pod(kubeflow_plan.admin_namespace(settings)), sort_keys=True)
+                         if check_notebooks(settings) else ""),
         "GATEWAY_NAMESPACE": kubeflow_plan.GATEWAY_NAMESPACE,
         "GATEWAY_SERVICE": kubeflow_plan.INGRESS_SERVICE,
         "TLS_SECRET": kubeflow_plan.GATEWAY_TLS_SECRET,
-        "PUBLIC_CA": full and cert_manager_plan.acme_enabled(settings),
+        # How curl verifies the gateway: the system's CAs (Let's Encrypt), else a key of the gateway's
+        # Secret: ca.crt (the stack's CA), or tls.crt with Let's Encrypt staging (cert-manager's ACME
+        # issuer writes no ca.crt, cert-manager#1571; the Secret's own chain is trusted instead).
+        "PUBLIC_CA": full and cert_manager_plan.publicly_trusted(settings),
+        "CA_KEY": gateway_ca_key(settings),
         # the KFP API: through the gateway (full) or its Service (pipelines)
         "KFP_NAMESPACE": KFP_NAMESPACE,
         "KFP_SERVICE": KFP_SERVICE,

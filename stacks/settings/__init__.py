@@ -35,7 +35,7 @@ from typing import Any, Mapping
 from .. import profiles
 from . import cert_manager, gpu as gpu_settings, images as images_settings, istio, k3s as k3s_settings
 from . import kubeflow as kubeflow_settings, nodes as node_settings, smoke as smoke_settings, storage as storage_settings
-from .cert_manager import ISSUERS, TlsSettings
+from .cert_manager import ACME_ISSUERS, ISSUERS, TlsSettings
 from .common import (ARCHES, EMAIL_RE, HOST_KEY_RE, NODE_NAME_RE, NS, QUANTITY_RE, ConfigError, Reader,
                      did_you_mean, is_cidr, is_hostname, is_ip)
 from .gpu import GPU_ARCHES, GPU_KINDS, GPU_TOOLKITS, MIG_STRATEGIES, GpuSettings
@@ -51,7 +51,7 @@ from .smoke import SmokeSettings
 from .storage import STORAGE_CLASSES, LonghornSettings, NfsSettings, StorageSettings
 
 __all__ = [
-    "ARCHES", "Airgap", "BCRYPT_MAX_BYTES", "Bastion", "CONNECTIONS", "ConfigError", "EMAIL_RE",
+    "ACME_ISSUERS", "ARCHES", "Airgap", "BCRYPT_MAX_BYTES", "Bastion", "CONNECTIONS", "ConfigError", "EMAIL_RE",
     "GATEWAY_SERVICE_TYPES", "GPU_ARCHES", "GPU_KINDS", "GPU_TOOLKITS", "GatewaySettings", "GpuSettings",
     "HOST_KEY_RE", "IDENTITY_PROVIDERS", "IDP_FIELDS", "ISSUERS", "IdentityProvider", "ImagesSettings",
     "K3S_VERSION_RE", "K3sSettings", "KFP_AMD64_ONLY_IMAGES", "KUBEFLOW_MODES", "KubeflowSettings",

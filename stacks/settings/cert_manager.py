@@ -14,7 +14,11 @@ from .common import EMAIL_RE, Reader, is_ip
 
 SECTIONS = ("tls",)
 
-ISSUERS = ("selfsigned", "letsencrypt")
+ISSUERS = ("selfsigned", "letsencrypt", "letsencrypt-staging")
+# Issuers that get their certificate from Let's Encrypt over ACME HTTP-01: an account contact and a
+# public DNS name. `letsencrypt-staging` is Let's Encrypt's staging environment (untrusted certificates,
+# far higher limits): for stacks that are destroyed and re-created often.
+ACME_ISSUERS = ("letsencrypt", "letsencrypt-staging")
 
 
 @dataclass(frozen=True)
@@ -34,10 +38,10 @@ def parse_tls(r: Reader, value: Any, prof: profiles.Profile, api_endpoint: str |
     )
     if tls.email and not EMAIL_RE.match(tls.email):
         r.fail("tls.email", f"{tls.email!r} is not an email address")
-    if tls.issuer == "letsencrypt" and not tls.email:
-        r.fail("tls.email", "is required with tls.issuer: letsencrypt (ACME account contact)")
-    if tls.issuer == "letsencrypt" and tls.host and (is_ip(tls.host) or tls.host.endswith(".localhost")):
-        r.fail("tls.host", "letsencrypt needs a public DNS name, not an IP address or *.localhost")
+    if tls.issuer in ACME_ISSUERS and not tls.email:
+        r.fail("tls.email", f"is required with tls.issuer: {tls.issuer} (ACME account contact)")
+    if tls.issuer in ACME_ISSUERS and tls.host and (is_ip(tls.host) or tls.host.endswith(".localhost")):
+        r.fail("tls.host", f"{tls.issuer} needs a public DNS name, not an IP address or *.localhost")
     return tls
 
 
@@ -45,5 +49,5 @@ def ignored(r: Reader, raw: Mapping[str, Any], tls: TlsSettings, kubeflow_mode: 
     """`tls` without a gateway, and an ACME contact without ACME, are accepted and ignored: say so."""
     if kubeflow_mode == "pipelines" and raw.get("tls"):
         r.warn("tls", "is ignored with kubeflow.mode: pipelines (no Istio gateway, no certificate)")
-    if tls.issuer != "letsencrypt" and isinstance(raw.get("tls"), Mapping) and raw["tls"].get("email"):
+    if tls.issuer not in ACME_ISSUERS and isinstance(raw.get("tls"), Mapping) and raw["tls"].get("email"):
         r.warn("tls.email", f"is ignored with tls.issuer: {tls.issuer} (it is the ACME account contact)")

@@ -4,12 +4,13 @@
 # admin password from stdin (never an argument, never printed); nothing it writes outlives the run.
 # Parameters: NODE_NAME MODE (full|pipelines) K3S_BIN DEADLINE_SECONDS STARTED (epoch or empty)
 #   RUN (create: the stack's first successful up, update: a later up re-checking it) CHECKS COMPONENTS DASHBOARD_URL LOGIN_EMAIL ADMIN_NAMESPACE
-#   CHECK_PROFILE CHECK_DASHBOARD CHECK_PIPELINES
-#   GATEWAY_NAMESPACE GATEWAY_SERVICE TLS_SECRET PUBLIC_CA KFP_NAMESPACE KFP_SERVICE KFP_PORT
+#   CHECK_PROFILE CHECK_DASHBOARD CHECK_PIPELINES CHECK_NOTEBOOKS NOTEBOOK_POD
+#   GATEWAY_NAMESPACE GATEWAY_SERVICE TLS_SECRET PUBLIC_CA CA_KEY KFP_NAMESPACE KFP_SERVICE KFP_PORT
 #   PIPELINE_YAML GPU_NAMESPACE GPU_PODS GPU_MANIFEST
 : "${MODE:?}" "${K3S_BIN:?}" "${DEADLINE_SECONDS:?}" "${STARTED?}" "${RUN:?}" "${CHECKS?}" "${COMPONENTS?}"
 : "${DASHBOARD_URL?}" "${LOGIN_EMAIL?}" "${ADMIN_NAMESPACE?}" "${CHECK_PROFILE:?}" "${CHECK_DASHBOARD:?}" "${CHECK_PIPELINES:?}"
-: "${GATEWAY_NAMESPACE:?}" "${GATEWAY_SERVICE:?}" "${TLS_SECRET:?}" "${PUBLIC_CA:?}"
+: "${CHECK_NOTEBOOKS:?}" "${NOTEBOOK_POD?}"
+: "${GATEWAY_NAMESPACE:?}" "${GATEWAY_SERVICE:?}" "${TLS_SECRET:?}" "${PUBLIC_CA:?}" "${CA_KEY:?}"
 : "${KFP_NAMESPACE:?}" "${KFP_SERVICE:?}" "${KFP_PORT:?}" "${PIPELINE_YAML:?}"
 : "${GPU_NAMESPACE:?}" "${GPU_PODS?}" "${GPU_MANIFEST?}"
 
@@ -72,12 +73,20 @@ if [ "$MODE" = full ]; then
     -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
   wait_until "$(remaining)" "the gateway certificate $GATEWAY_NAMESPACE/$TLS_SECRET to be issued" \
     "kubectl -n $GATEWAY_NAMESPACE describe certificate $TLS_SECRET; kubectl get challenges -A (Let's Encrypt)" cert_ready
+  trusted="publicly trusted (Let's Encrypt)"
   if [ "$PUBLIC_CA" = false ]; then
-    # The stack's own CA (not publicly trusted): the gateway Secret's ca.crt is what users trust by hand.
+    # ca.crt: the stack's own CA, what users trust by hand. tls.crt (Let's Encrypt staging, whose roots
+    # no trust store holds and whose Secret has no ca.crt): the issued certificate and its intermediate;
+    # curl (OpenSSL, 7.68+) takes that intermediate as trust anchor, so the gateway must serve this chain.
+    case $CA_KEY in
+      ca.crt) trusted="signed by the CA in Secret $GATEWAY_NAMESPACE/$TLS_SECRET" ;;
+      tls.crt) trusted="the Let's Encrypt staging certificate issued into Secret $GATEWAY_NAMESPACE/$TLS_SECRET (curl needs OpenSSL and 7.68+ to trust its intermediate)" ;;
+      *) fail "unknown CA_KEY $CA_KEY" ;;
+    esac
     cacert="$work/ca.crt"
-    kubectl -n "$GATEWAY_NAMESPACE" get secret "$TLS_SECRET" -o 'jsonpath={.data.ca\.crt}' | base64 -d >"$cacert" \
-      || fail "cannot read ca.crt of Secret $GATEWAY_NAMESPACE/$TLS_SECRET"
-    [ -s "$cacert" ] || fail "Secret $GATEWAY_NAMESPACE/$TLS_SECRET has no ca.crt to verify the gateway with"
+    kubectl -n "$GATEWAY_NAMESPACE" get secret "$TLS_SECRET" -o "jsonpath={.data.${CA_KEY%.crt}\\.crt}" | base64 -d >"$cacert" \
+      || fail "cannot read $CA_KEY of Secret $GATEWAY_NAMESPACE/$TLS_SECRET"
+    [ -s "$cacert" ] || fail "Secret $GATEWAY_NAMESPACE/$TLS_SECRET has no $CA_KEY to verify the gateway with"
   fi
 
   # The gateway's own address, for when the host name does not resolve (or answer) on this node.
@@ -120,7 +129,7 @@ if [ "$MODE" = full ]; then
     2??) fail "$DASHBOARD_URL answered an anonymous request with HTTP $(status "$probe"): the login is not enforced. Check: kubectl -n $GATEWAY_NAMESPACE get authorizationpolicy" ;;
     000)
       if [ "$(cat "$work/rc")" = 60 ]; then
-        fail "the HTTPS certificate of $host is not signed by the CA in Secret $GATEWAY_NAMESPACE/$TLS_SECRET (or, with Let's Encrypt, not publicly trusted). Check: kubectl -n $GATEWAY_NAMESPACE describe certificate $TLS_SECRET"
+        fail "the HTTPS certificate of $host is not $trusted. Check: kubectl -n $GATEWAY_NAMESPACE describe certificate $TLS_SECRET"
       fi
       fail "$DASHBOARD_URL did not answer (curl exit $(cat "$work/rc")). Check: kubectl -n $GATEWAY_NAMESPACE get service,pods $GATEWAY_SERVICE" ;;
   esac
@@ -180,6 +189,49 @@ if [ "$MODE" = full ]; then
     wait_until "$(remaining)" "the dashboard to list namespace $ADMIN_NAMESPACE for $LOGIN_EMAIL" \
       "${base}api/workgroup/env-info as $LOGIN_EMAIL; kubectl get profile $ADMIN_NAMESPACE -o yaml" sees_namespace
     report dashboard "ok $ADMIN_NAMESPACE"
+  fi
+  # --- notebooks: the Jupyter web app's API, and a notebook's admission chain (server-side dry run) ---
+  if [ "$CHECK_NOTEBOOKS" = true ] && [ -z "$namespace" ]; then
+    # Settings switch profiles on with notebooks; a guard only.
+    report notebooksApi "skipped: notebooks live in a Profile namespace and the profiles component is off"
+    CHECK_NOTEBOOKS=false
+  fi
+  if [ "$CHECK_NOTEBOOKS" = true ]; then
+    # The web app checks each call with a SubjectAccessReview for the user (kubeflow/kubeflow v1.10.0
+    # crud_backend authz.py): the owner's RoleBinding namespaceAdmin, which the Profile controller
+    # creates after the namespace and its service accounts, must exist first.
+    wait_until "$(remaining)" "RoleBinding namespaceAdmin in $namespace (the admin's rights from their Profile)" \
+      "kubectl -n $namespace get rolebindings,serviceaccounts; kubectl -n kubeflow logs deploy/profiles-deployment" \
+      kubectl -n "$namespace" get rolebinding namespaceAdmin
+    # GET /api/namespaces/<ns>/notebooks behind the /jupyter/ VirtualService (prefix rewritten to /):
+    # {"notebooks": [...], "status": 200, "success": true, "user": ...} (crud_backend success_response).
+    jupyter_url="${base}jupyter/api/namespaces/$namespace/notebooks"
+    jupyter_hint="kubectl -n kubeflow logs deploy/jupyter-web-app-deployment; kubectl -n kubeflow get authorizationpolicy jupyter-web-app -o yaml (it must admit the ingress gateway); kubectl -n $namespace get rolebinding namespaceAdmin -o yaml"
+    jupyter_answered() {
+      _r=$(web "$work/notebooks" "$jupyter_url")
+      jupyter_status=$(status "$_r")
+      case $jupyter_status in 000|502|503|504) return 1 ;; esac  # not serving (yet): wait
+    }
+    wait_until "$(remaining)" "the Jupyter web app to answer $jupyter_url" "$jupyter_hint" jupyter_answered
+    if grep -q 'RBAC: access denied' "$work/notebooks"; then
+      fail "the Jupyter web app's API refused the logged-in $LOGIN_EMAIL: $jupyter_url answered HTTP $jupyter_status 'RBAC: access denied' (Istio). Check: $jupyter_hint"
+    fi
+    if [ "$jupyter_status" != 200 ] || ! grep -q '"success": *true' "$work/notebooks"; then
+      fail "the Jupyter web app's API did not list the notebooks of $namespace: $jupyter_url answered HTTP $jupyter_status without \"success\": true ($(snippet "$work/notebooks")). Check: $jupyter_hint"
+    fi
+    report notebooksApi "ok $namespace"
+    # A notebook's pod goes through Istio's sidecar injector and Kubeflow's PodDefault webhook (both
+    # failurePolicy Fail; the PodDefault webhook selects namespaces labelled
+    # app.kubernetes.io/part-of=kubeflow-profile, as Profile namespaces are). A server-side dry run
+    # passes them and Pod Security admission without storing the pod or pulling an image.
+    printf '%s' "$NOTEBOOK_POD" >"$work/notebook-pod.json"
+    if ! kubectl -n "$namespace" create --dry-run=server -o yaml -f - <"$work/notebook-pod.json" \
+        >"$work/notebook-pod.yaml" 2>"$work/notebook-pod.err"; then
+      fail "a notebook-like pod is refused in $namespace (server-side dry run): $(snippet "$work/notebook-pod.err"). Check: kubectl -n kubeflow logs deploy/admission-webhook-deployment (the PodDefault webhook); kubectl -n istio-system logs deploy/istiod (the sidecar injector); kubectl get mutatingwebhookconfigurations"
+    fi
+    grep -Eq '^[[:space:]]*(- )?name: istio-proxy$' "$work/notebook-pod.yaml" \
+      || fail "a pod in $namespace gets no istio-proxy sidecar (server-side dry run), so a notebook there is not in the mesh and the gateway cannot reach it. Check: kubectl get namespace $namespace --show-labels (istio-injection=enabled, set by the Profile controller); kubectl get mutatingwebhookconfigurations -l app=sidecar-injector; kubectl -n istio-system logs deploy/istiod"
+    report notebookPod "ok $namespace: admitted with the istio-proxy sidecar (server-side dry run)"
   fi
   if [ "$CHECK_PIPELINES" = true ] && [ -z "$namespace" ]; then
     # Multi-user Pipelines need a Profile namespace (experiments name one, runs execute as its

@@ -61,3 +61,42 @@ def test_cloud_with_selfsigned_issuer_has_no_acme():
     s = settings("cloud", host="kubeflow.example.com", issuer="selfsigned")
     assert "letsencrypt" not in plan.cluster_issuers(s, "istio")
     assert plan.gateway_issuer(s) == "kubeflow-k3s-ca"
+
+
+def test_letsencrypt_staging_is_the_same_acme_issuer_against_the_staging_directory():
+    """tls.issuer letsencrypt-staging: Let's Encrypt's staging directory (letsencrypt.org/docs/staging-environment),
+    its own ClusterIssuer and account key (ACME accounts are per environment); everything else as production."""
+    s = settings("cloud", host="kubeflow.example.com", issuer="letsencrypt-staging", email="ops@example.com")
+    issuers = plan.cluster_issuers(s, istio_plan.INGRESS_CLASS)
+    assert list(issuers) == ["selfsigned", "kubeflow-k3s-ca", "kubeflow-self-signing-issuer", "letsencrypt-staging"]
+    acme = issuers["letsencrypt-staging"]["acme"]
+    assert acme["server"] == "https://acme-staging-v02.api.letsencrypt.org/directory"
+    assert acme["privateKeySecretRef"] == {"name": "letsencrypt-staging-account-key"}
+    production = plan.cluster_issuers(settings("cloud"), istio_plan.INGRESS_CLASS)["letsencrypt"]["acme"]
+    assert {k: v for k, v in acme.items() if k not in ("server", "privateKeySecretRef")} == \
+        {k: v for k, v in production.items() if k not in ("server", "privateKeySecretRef")}
+    assert production["privateKeySecretRef"] != acme["privateKeySecretRef"]
+    assert plan.gateway_issuer(s) == "letsencrypt-staging"
+    # ACME (the HTTP-01 exemption, the solver's ingress class) but no publicly trusted certificate.
+    assert plan.acme_enabled(s) and not plan.publicly_trusted(s)
+    assert plan.publicly_trusted(settings("cloud")) and not plan.publicly_trusted(settings("dev"))
+
+
+def test_a_staging_stack_wires_the_staging_issuer_and_its_smoke_step_trusts_the_issued_chain():
+    """The whole cloud program with tls.issuer letsencrypt-staging: one ACME ClusterIssuer (staging), the
+    gateway certificate from it after the ingress gateway (HTTP-01), and a smoke step that still waits
+    for the certificate but verifies it with the Secret's chain, not the system's CAs."""
+    from tests import harness
+
+    tls = {"host": "kubeflow.example.com", "issuer": "letsencrypt-staging", "email": "ops@example.com"}
+    run = harness.run_stack("cloud", overrides={"tls": tls})
+    issuers = {r.inputs["metadata"]["name"]: r for r in run.registrations if r.inputs.get("kind") == "ClusterIssuer"}
+    assert set(issuers) == {"selfsigned", "kubeflow-k3s-ca", "kubeflow-self-signing-issuer", "letsencrypt-staging"}
+    assert issuers["letsencrypt-staging"].inputs["spec"]["acme"]["server"] == plan.ACME_STAGING_SERVER
+    certificate = run.get("istio-gateway-certificate")
+    assert certificate.inputs["spec"]["issuerRef"]["name"] == "letsencrypt-staging"
+    assert run.depends_on("istio-gateway-certificate", "cert-manager-issuer-letsencrypt-staging")
+    assert run.depends_on("istio-gateway-certificate", "istio-ingressgateway")
+    script = harness.script(run.get("smoke-check").inputs["create"])
+    assert "PUBLIC_CA=false\n" in script and "CA_KEY=tls.crt\n" in script
+    assert "Let's Encrypt's staging environment" in run.exports["kubeflowAccess"]

@@ -5,9 +5,15 @@
   cookie and a redirect to Dex; Dex forwards to its local connector's login form and, after a POST with
   the right login and password, via its approval endpoint to /oauth2/callback with a code; oauth2-proxy
   checks code and CSRF cookie and sets its session cookie), the central dashboard's env-info, and the
-  KFP v2beta1 calls the script makes (healthz, upload, versions, experiments, runs, poll, delete).
-  Every request is recorded for the test to assert on.
-- fake_k3s(): a `k3s` executable answering the `k3s kubectl` reads the script makes, from a state file.
+  KFP v2beta1 calls the script makes (healthz, upload, versions, experiments, runs, poll, delete), and
+  the Jupyter web app's notebook list behind /jupyter/ (kubeflow/kubeflow v1.10.0, the image of
+  Kubeflow 26.03: GET /api/namespaces/<ns>/notebooks answers Flask's compact JSON
+  {"notebooks": [...], "status": 200, "success": true, "user": ...}; a denied SubjectAccessReview
+  answers 403 {"log": ..., "success": false}). Every request is recorded for the test to assert on.
+- fake_bin(): a `k3s` executable answering the `k3s kubectl` calls the script makes, from a state file:
+  reads, `apply -f -`, and `create --dry-run=server -o yaml -f -`, which returns the pod as the API
+  server would after Istio's injector (native sidecar: istio-proxy among the init containers), or
+  without the sidecar (`inject_istio: False`), or fails as a webhook outage does (`dry_run_error`).
 """
 
 from __future__ import annotations
@@ -53,6 +59,11 @@ class FakeKubeflow:
     # passwords) and answers /dex/auth with its connector chooser instead of forwarding to the form.
     chooser: bool = False
     polls_before_success: int = 1
+    # The Jupyter web app behind /jupyter/: "ok"; "rbac-denied" (Istio's 403 on that route only);
+    # "forbidden" (the app's own 403: the user may not list notebooks there); "absent" (no /jupyter/
+    # VirtualService: the dashboard's catch-all route answers with its page).
+    jupyter: str = "ok"
+    jupyter_unready: int = 0  # answers 503 "no healthy upstream" this many times first
     final_state: str = "SUCCEEDED"
     requests: list[Request] = field(default_factory=list)
     sessions: set = field(default_factory=set)
@@ -163,11 +174,31 @@ class FakeKubeflow:
                     return self._send(403, "RBAC: access denied", ctype="text/plain")
                 if path == "/":
                     return self._send(200, "<html><title>Kubeflow Central Dashboard</title></html>")
+                if path.startswith("/jupyter/"):
+                    if fake.jupyter == "absent":  # no /jupyter/ route: the dashboard's (prefix /) serves its page
+                        return self._send(200, "<html><title>Kubeflow Central Dashboard</title></html>")
+                    return self.jupyter(method, path[len("/jupyter"):])
                 if path == "/api/workgroup/env-info":
                     return self._json({"user": fake.email, "platform": {"kubeflowVersion": "26.03"},
                                        "namespaces": [{"user": fake.email, "namespace": fake.namespace, "role": "owner"}],
                                        "isClusterAdmin": False})
                 return self.kfp(method, path, q, body)
+
+            def jupyter(self, method: str, path: str):
+                if fake.jupyter_unready > 0:
+                    fake.jupyter_unready -= 1
+                    return self._send(503, "no healthy upstream", ctype="text/plain")
+                if fake.jupyter == "rbac-denied":
+                    return self._send(403, "RBAC: access denied", ctype="text/plain")
+                flask = lambda obj, code=200: self._send(  # noqa: E731 - Flask's jsonify: compact, sorted keys
+                    code, json.dumps(obj, separators=(",", ":"), sort_keys=True), ctype="application/json")
+                m = re.fullmatch(r"/api/namespaces/([^/]+)/notebooks", path)
+                if not m or method != "GET":
+                    return flask({"log": "404 Not Found", "status": 404, "success": False, "user": fake.email}, 404)
+                if fake.jupyter == "forbidden" or m.group(1) != fake.namespace:
+                    msg = f"User '{fake.email}' is not authorized to list kubeflow.org/v1beta1/notebooks in namespace '{m.group(1)}'"
+                    return flask({"log": msg, "status": 403, "success": False, "user": fake.email}, 403)
+                return flask({"notebooks": [], "status": 200, "success": True, "user": fake.email})
 
             def kfp(self, method: str, path: str, q: dict, body: bytes):
                 prefix = fake.api_prefix
@@ -257,10 +288,38 @@ if a.startswith("apply -f -"):
     state["applied"] = sys.stdin.read()
     json.dump(state, open({state!r}, "w"))
     out("")
+if "create --dry-run=server -o yaml -f -" in a:
+    # The API server's answer to a server-side dry run: the pod after the mutating webhooks.
+    import yaml
+    pod = json.loads(sys.stdin.read())
+    state["dry_run"] = pod
+    json.dump(state, open({state!r}, "w"))
+    if state.get("dry_run_error"):
+        sys.stderr.write(state["dry_run_error"] + "\n")
+        sys.exit(1)
+    pod["metadata"].update(uid="0d4c5a8e-0000-4000-8000-000000000000", creationTimestamp="2026-01-01T00:00:00Z")
+    spec = pod["spec"]
+    if state.get("inject_istio", True):  # Istio's injector with native sidecars (ENABLE_NATIVE_SIDECARS)
+        pod["metadata"].setdefault("annotations", {{}})["sidecar.istio.io/status"] = json.dumps(
+            {{"initContainers": ["istio-validation", "istio-proxy"], "containers": None,
+              "volumes": ["istio-envoy", "istio-data", "istio-podinfo", "istio-token", "istiod-ca-cert"]}})
+        spec["initContainers"] = [
+            {{"name": "istio-validation", "image": "docker.io/istio/proxyv2:1.28.0", "args": ["istio-iptables", "--run-validation"]}},
+            {{"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.28.0", "restartPolicy": "Always",
+              "args": ["proxy", "sidecar"], "ports": [{{"containerPort": 15090, "name": "http-envoy-prom"}}]}}]
+    spec.setdefault("volumes", []).append({{"name": "kube-api-access-x1y2z", "projected": {{"sources": []}}}})
+    spec.update(dnsPolicy="ClusterFirst", schedulerName="default-scheduler")
+    pod["status"] = {{"phase": "Pending", "qosClass": "Burstable"}}
+    out(yaml.safe_dump(pod, sort_keys=True))
+if " get rolebinding " in " " + a:
+    out("")
 if "get certificate" in a:
     out("True")
-if "get secret" in a:
-    out(state["ca_b64"])
+if "get secret" in a:  # the gateway's TLS Secret: ca.crt (CA issuers only, as cert-manager writes it) or tls.crt
+    if "ca\\.crt" in a:
+        out(state.get("ca_b64", ""))
+    if "tls\\.crt" in a:
+        out(state.get("tls_b64", ""))
 if "get service istio-ingressgateway" in a:
     if "{{.spec.type}}" in a:
         out(state["service_type"])
@@ -303,6 +362,31 @@ def fake_bin(directory: pathlib.Path, state: dict, *, no_dns: bool) -> tuple[pat
     for f in bindir.iterdir():
         f.chmod(f.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return bindir, k3s, log
+
+
+EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
+
+
+def make_staging_tls(directory: pathlib.Path, names: list[str]) -> tuple[pathlib.Path, tuple[str, str]]:
+    """Let's Encrypt staging's shape: a root no one trusts, an intermediate, a certificate for `names`.
+    Returns (the Secret's tls.crt: certificate + intermediate, as cert-manager's ACME issuer writes it and
+    the gateway serves it; (that chain, key) for the server). No ca.crt: ACME gives none."""
+    d = directory  # ECDSA P-256 keys, as staging's E-series intermediates: quick to generate
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True, cwd=d)  # noqa: E731
+    run("openssl", "req", "-x509", *EC_KEY, "-nodes", "-keyout", "root.key", "-out", "root.crt",
+        "-days", "1", "-subj", "/CN=(STAGING) Pretend Root X9")
+    run("openssl", "req", *EC_KEY, "-nodes", "-keyout", "int.key", "-out", "int.csr",
+        "-subj", "/CN=(STAGING) Fake Intermediate E9")
+    (d / "int.ext").write_text("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    run("openssl", "x509", "-req", "-in", "int.csr", "-CA", "root.crt", "-CAkey", "root.key", "-CAcreateserial",
+        "-out", "int.crt", "-days", "1", "-extfile", "int.ext")
+    run("openssl", "req", *EC_KEY, "-nodes", "-keyout", "tls.key", "-out", "tls.csr", "-subj", f"/CN={names[0]}")
+    (d / "san.ext").write_text("subjectAltName=" + ",".join(f"DNS:{n}" for n in names) + "\n")
+    run("openssl", "x509", "-req", "-in", "tls.csr", "-CA", "int.crt", "-CAkey", "int.key", "-CAcreateserial",
+        "-out", "leaf.crt", "-days", "1", "-extfile", "san.ext")
+    chain = d / "tls.crt"
+    chain.write_text((d / "leaf.crt").read_text() + (d / "int.crt").read_text())
+    return chain, (str(chain), str(d / "tls.key"))
 
 
 def ca_b64(ca: pathlib.Path) -> str:

@@ -16,6 +16,7 @@ import yaml
 
 from components.shared import images_plan
 from components.k3s import k3s_plan, scripts
+from components.kubeflow import kubeflow_plan
 from components.smoke import smoke_plan
 from stacks import versions
 from stacks.settings import ConfigError, parse_settings
@@ -304,6 +305,18 @@ def test_full_mode_logs_in_through_dex_and_runs_the_pipeline(tmp_path, tls, fake
     assert report["reachedThrough"] == f"gateway 127.0.0.1:{fake.port}"
     assert report["login"] == f"ok {EMAIL}" and report["dashboard"] == "ok admin"
     assert report["pipelinesApi"] == "ok" and report["pipelineRun"] == "SUCCEEDED r-1 in admin"
+    # Notebooks: the Jupyter web app listed the admin's notebooks as the logged-in admin, and the
+    # notebook-like pod went through a server-side dry run in their namespace and came back injected.
+    assert report["notebooksApi"] == "ok admin"
+    assert report["notebookPod"].startswith("ok admin: admitted with the istio-proxy sidecar")
+    jupyter = [r for r in fake.requests if r.path.startswith("/jupyter/")]
+    assert [(r.method, r.path) for r in jupyter] == [("GET", "/jupyter/api/namespaces/admin/notebooks")]
+    assert fakes.SESSION_COOKIE in (jupyter[0].headers.get("Cookie") or "")
+    kubectl_calls = log.read_text()
+    assert "-n admin get rolebinding namespaceAdmin" in kubectl_calls
+    assert "-n admin create --dry-run=server -o yaml -f -" in kubectl_calls
+    dry_run = json.loads((tmp_path / "k3s-state.json").read_text())["dry_run"]
+    assert dry_run == json.loads(full_values("x")["NOTEBOOK_POD"])
     installed = int(report["installSeconds"])
     assert abs(installed - (int(time.time()) - 1000)) < 120
     # The three hops, in order, and the form POST carried exactly the password (url-encoded by curl).
@@ -376,6 +389,7 @@ def test_full_mode_without_profiles_logs_in_and_skips_the_namespace(tmp_path, tl
     assert report["profile"].startswith("skipped: the profiles component is off")
     assert "get namespace" not in log.read_text()
     assert not [c for c in fake_kubeflow.calls() if "/pipeline/" in c]
+    assert not [c for c in fake_kubeflow.calls() if "/jupyter/" in c] and "dry-run" not in log.read_text()
 
 
 @needs_tools
@@ -414,6 +428,189 @@ def test_full_mode_failures_say_what_failed(tmp_path, tls, fake_kubeflow, case, 
     assert expect in result.stderr, result.stderr
     assert "Check:" in result.stderr or case == "no-password"
     assert PASSWORD not in result.stdout + result.stderr
+
+
+# --- how the gateway's certificate is verified ------------------------------------------------------
+
+
+def staging_settings(issuer: str = "letsencrypt-staging"):
+    tls = {"issuer": issuer, "host": "kubeflow.example.com", "email": "ops@example.com"}
+    return parse_settings({**stack_raw("dev"), "kubeflow": {"adminEmail": EMAIL}, "tls": tls}, "dev")
+
+
+def test_the_certificate_is_verified_by_where_it_comes_from():
+    selfsigned = smoke_plan.params(parse_settings(stack_raw("dev"), "dev"))
+    assert (selfsigned["PUBLIC_CA"], selfsigned["CA_KEY"]) == (False, "ca.crt")
+    production = smoke_plan.params(staging_settings("letsencrypt"))
+    assert production["PUBLIC_CA"] is True
+    # Staging: the certificate must still be issued (the script waits for it), but its root is in no
+    # trust store and its Secret has no ca.crt: curl trusts the Secret's own chain instead.
+    staging = smoke_plan.params(staging_settings())
+    assert (staging["PUBLIC_CA"], staging["CA_KEY"]) == (False, "tls.crt")
+    assert smoke_plan.params(parse_settings(stack_raw("cloud"), "cloud"))["PUBLIC_CA"] is True
+
+
+@pytest.fixture(scope="module")
+def staging_tls(tmp_path_factory):
+    if not shutil.which("openssl"):
+        pytest.skip("needs openssl")
+    return fakes.make_staging_tls(tmp_path_factory.mktemp("staging"), ["kubeflow.smoke.test"])
+
+
+@needs_tools
+@pytest.mark.parametrize("served", ["issued", "another-chain"])
+def test_letsencrypt_staging_is_verified_with_the_issued_chain(tmp_path, staging_tls, served):
+    """tls.issuer letsencrypt-staging: the Secret has tls.crt (certificate + staging intermediate) and no
+    ca.crt; the gateway must serve that chain. A certificate of another chain fails as untrusted."""
+    if served == "issued":
+        chain, server = staging_tls
+    else:
+        (tmp_path / "other").mkdir()
+        chain, _ = fakes.make_staging_tls(tmp_path / "other", ["kubeflow.smoke.test"])
+        server = staging_tls[1]
+    fake = fakes.FakeKubeflow(email=EMAIL, password=PASSWORD, namespace="admin", polls_before_success=0).start(server)
+    try:
+        values = {**smoke_plan.params(staging_settings(), "1000"), "DASHBOARD_URL": "https://kubeflow.smoke.test/"}
+        state = {"tls_b64": fakes.ca_b64(chain), "service_type": "NodePort", "port": fake.port}
+        result, log = run_smoke(tmp_path, values, state, stdin=PASSWORD, no_dns=True)
+    finally:
+        fake.stop()
+    calls = log.read_text()
+    assert "get certificate kubeflow-gateway-tls" in calls  # still waits for the issued certificate
+    assert "tls\\.crt" in calls and "ca\\.crt" not in calls
+    if served == "issued":
+        assert result.returncode == 0, result.stderr
+        assert fakes.report(result.stdout)["login"] == f"ok {EMAIL}"
+    else:
+        assert result.returncode == 1
+        assert "is not the Let's Encrypt staging certificate issued into Secret istio-system/kubeflow-gateway-tls" in result.stderr
+
+
+@needs_tools
+def test_letsencrypt_production_needs_a_publicly_trusted_certificate(tmp_path, tls, fake_kubeflow):
+    """The system's CAs only: the test CA of the fake is not among them, and no Secret key is read."""
+    values = {**smoke_plan.params(staging_settings("letsencrypt"), "1000"), "DASHBOARD_URL": "https://kubeflow.smoke.test/"}
+    state = {"ca_b64": fakes.ca_b64(tls[0]), "service_type": "NodePort", "port": fake_kubeflow.port}
+    result, log = run_smoke(tmp_path, values, state, stdin=PASSWORD, no_dns=True)
+    assert result.returncode == 1
+    assert "is not publicly trusted (Let's Encrypt)" in result.stderr, result.stderr
+    assert "get secret" not in log.read_text()
+
+
+# --- notebooks ---------------------------------------------------------------------------------------
+
+
+def test_notebooks_are_checked_only_in_full_mode_with_the_notebooks_component():
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    full = parse_settings(stack_raw("dev"), "dev")
+    params = smoke_plan.params(full)
+    assert params["CHECK_NOTEBOOKS"] is True
+    pod = json.loads(params["NOTEBOOK_POD"])
+    assert pod == smoke_plan.notebook_pod(kubeflow_plan.admin_namespace(full))
+    kubernetes_validate.validate(pod, versions.KUBERNETES_MINOR, strict=True)
+    assert pod["metadata"]["namespace"] == params["ADMIN_NAMESPACE"]
+    assert pod["spec"]["serviceAccountName"] == "default-editor"  # what notebook pods run as
+    # The image is the smoke pipeline's, already in the image list (a dry run pulls nothing anyway).
+    assert {c["image"] for c in pod["spec"]["containers"]} <= smoke_plan.pipeline_images()
+    off = parse_settings({**stack_raw("dev"), "kubeflow": {"components": {"notebooks": False}}}, "dev")
+    assert smoke_plan.params(off)["CHECK_NOTEBOOKS"] is False and smoke_plan.params(off)["NOTEBOOK_POD"] == ""
+    edge = smoke_plan.params(parse_settings(stack_raw("edge"), "edge"))
+    assert edge["CHECK_NOTEBOOKS"] is False and edge["NOTEBOOK_POD"] == ""
+
+
+def rendered_docs(upstream, prefix: str) -> list[dict]:
+    (path,) = (upstream / "rendered" / "kubeflow-26.03").glob(f"{prefix}*.yaml")
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_the_notebook_checks_match_kubeflow_26_03(upstream):
+    """What the script relies on, in the rendered kubeflow/manifests 26.03: the web app's route and
+    policy (the names in its messages), and the PodDefault webhook (Fail policy) selecting Profile
+    namespaces by a label the Profile controller sets, with no object selector, so the dry-run pod
+    passes through it; its sideEffects (None), like Istio's injector's, let a dry run call it."""
+    jwa = rendered_docs(upstream, "16-applications_jupyter_jupyter-web-app")
+    (vs,) = [d for d in jwa if d["kind"] == "VirtualService"]
+    (route,) = vs["spec"]["http"]
+    assert route["match"] == [{"uri": {"prefix": "/jupyter/"}}] and route["rewrite"] == {"uri": "/"}
+    deployment = next(d for d in jwa if d["kind"] == "Deployment")
+    assert deployment["metadata"]["name"] == "jupyter-web-app-deployment"
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith("/jupyter-web-app:v1.10.0")
+    assert [d["metadata"]["name"] for d in jwa if d["kind"] == "AuthorizationPolicy"] == ["jupyter-web-app"]
+
+    webhook_docs = rendered_docs(upstream, "15-applications_admission-webhook")
+    (config,) = [d for d in webhook_docs if d["kind"] == "MutatingWebhookConfiguration"]
+    (webhook,) = config["webhooks"]
+    assert webhook["failurePolicy"] == "Fail" and webhook["sideEffects"] == "None"
+    assert webhook["rules"][0]["operations"] == ["CREATE"] and webhook["rules"][0]["resources"] == ["pods"]
+    assert "objectSelector" not in webhook
+    assert webhook["clientConfig"]["service"]["name"] == "admission-webhook-service"
+    assert "admission-webhook-deployment" in {d["metadata"]["name"] for d in webhook_docs if d["kind"] == "Deployment"}
+    profiles = rendered_docs(upstream, "18-applications_profiles_pss")
+    labels_cm = next(d for d in profiles if d["kind"] == "ConfigMap" and "namespace-labels.yaml" in d.get("data", {}))
+    profile_labels = yaml.safe_load(labels_cm["data"]["namespace-labels.yaml"])
+    assert webhook["namespaceSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "kubeflow-profile"}}
+    assert webhook["namespaceSelector"]["matchLabels"].items() <= profile_labels.items()
+
+
+@needs_tools
+@pytest.mark.parametrize("case,expect", [
+    ("rbac-denied", "the Jupyter web app's API refused the logged-in admin@example.com"),
+    ("forbidden", "is not authorized to list kubeflow.org/v1beta1/notebooks in namespace 'admin'"),
+    ("absent", "the Jupyter web app's API did not list the notebooks of admin"),
+    ("no-sidecar", "gets no istio-proxy sidecar"),
+    ("webhook-down", 'failed calling webhook "admission-webhook-deployment.kubeflow.org"'),
+])
+def test_notebook_failures_name_the_jupyter_web_app_or_the_admission_chain(tmp_path, tls, fake_kubeflow, case, expect):
+    fake = fake_kubeflow
+    fake.jupyter = case if case in ("rbac-denied", "forbidden", "absent") else "ok"
+    state = {"ca_b64": fakes.ca_b64(tls[0]), "service_type": "NodePort", "port": fake.port,
+             "inject_istio": case != "no-sidecar"}
+    if case == "webhook-down":
+        state["dry_run_error"] = (
+            'Error from server (InternalError): Internal error occurred: failed calling webhook '
+            '"admission-webhook-deployment.kubeflow.org": failed to call webhook: Post '
+            '"https://admission-webhook-service.kubeflow.svc:443/apply-poddefault?timeout=10s": '
+            'no endpoints available for service "admission-webhook-service"')
+    result, _ = run_smoke(tmp_path, full_values("https://kubeflow.smoke.test/"), state, stdin=PASSWORD, no_dns=True)
+    assert result.returncode == 1
+    assert expect in result.stderr, result.stderr
+    assert "Check:" in result.stderr
+    if case in ("rbac-denied", "forbidden", "absent"):
+        assert "kubectl -n kubeflow logs deploy/jupyter-web-app-deployment" in result.stderr
+        assert "authorizationpolicy jupyter-web-app" in result.stderr
+        assert "notebookPod" not in fakes.report(result.stdout)
+    else:
+        assert fakes.report(result.stdout)["notebooksApi"] == "ok admin"
+    assert not [r for r in fake.requests if r.path.startswith("/pipeline/")]  # it stopped there
+
+
+@needs_tools
+def test_notebooks_wait_for_the_jupyter_web_app_to_serve(tmp_path, tls, fake_kubeflow):
+    """Istio's 503 (no healthy upstream) is waited out within the deadline; the next answer counts."""
+    fake = fake_kubeflow
+    fake.jupyter_unready = 1
+    fake.polls_before_success = 0
+    state = {"ca_b64": fakes.ca_b64(tls[0]), "service_type": "NodePort", "port": fake.port}
+    result, _ = run_smoke(tmp_path, full_values("https://kubeflow.smoke.test/"), state, stdin=PASSWORD, no_dns=True)
+    assert result.returncode == 0, result.stderr
+    assert fakes.report(result.stdout)["notebooksApi"] == "ok admin"
+    assert fake.calls().count("GET /jupyter/api/namespaces/admin/notebooks") == 2
+
+
+@needs_tools
+def test_notebooks_off_means_no_jupyter_request_and_no_dry_run(tmp_path, tls, fake_kubeflow):
+    fake = fake_kubeflow
+    fake.polls_before_success = 0
+    s = parse_settings({**stack_raw("dev"), "kubeflow": {"adminEmail": EMAIL, "components": {"notebooks": False}}}, "dev")
+    values = {**smoke_plan.params(s, "1000"), "DASHBOARD_URL": "https://kubeflow.smoke.test/"}
+    state = {"ca_b64": fakes.ca_b64(tls[0]), "service_type": "NodePort", "port": fake.port}
+    result, log = run_smoke(tmp_path, values, state, stdin=PASSWORD, no_dns=True)
+    assert result.returncode == 0, result.stderr
+    report = fakes.report(result.stdout)
+    assert "notebooksApi" not in report and "notebookPod" not in report
+    assert report["pipelineRun"] == "SUCCEEDED r-1 in admin"
+    assert not [c for c in fake.calls() if "/jupyter" in c]
+    assert "dry-run" not in log.read_text() and "rolebinding" not in log.read_text()
 
 
 @needs_tools

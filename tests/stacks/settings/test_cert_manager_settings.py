@@ -36,3 +36,13 @@ def test_letsencrypt_needs_a_contact_and_a_public_name():
                                      ({"host": "bad host"}, "tls.host"), ({"hosts": ["a.example.com"]}, "tls.hosts")])
 def test_bad_tls_values_name_their_key(tls, key):
     assert key in problems(stack("dev", tls=tls))
+
+
+def test_letsencrypt_staging_has_the_letsencrypt_rules():
+    found = problems(stack("dev", tls={"issuer": "letsencrypt-staging"}))
+    assert "is required with tls.issuer: letsencrypt-staging (ACME account contact)" in found["tls.email"]
+    assert "public DNS name" in found["tls.host"]  # kubeflow.localhost
+    found = problems(stack("dev", tls={"issuer": "letsencrypt-staging", "host": "192.0.2.8", "email": "ops@example.com"}))
+    assert list(found) == ["tls.host"]
+    ok = settings("dev", tls={"issuer": "letsencrypt-staging", "host": "kubeflow.example.com", "email": "ops@example.com"})
+    assert (ok.tls.issuer, ok.tls.email) == ("letsencrypt-staging", "ops@example.com")
