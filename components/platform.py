@@ -20,7 +20,7 @@ from components.smoke.smoke import Smoke
 @dataclass
 class Platform:
     """Handles the layers give each other. A layer waits only for what it really needs:
-    - cluster.k8s_options(parent, depends_on=[...]): provider, nodes Ready, deleted with the cluster.
+    - cluster.k8s_options(parent, depends_on=[...]): provider, nodes Ready, identity check, deleted with the cluster identity.
     - cert_manager.ready: after it, cert-manager's webhook serves (Certificates/Issuers can be created).
     - istio.ready: after it, istiod serves (sidecar injection and Istio CRDs work).
     """

@@ -1,7 +1,7 @@
 """Wire the platform layers between K3s and Kubeflow: storage, cert-manager, Istio, NVIDIA GPUs.
 
 Who waits for what (each edge is something the later step cannot work without):
-- every layer: the cluster's nodes Ready (K3sCluster.k8s_options).
+- every layer: the cluster's nodes Ready and its identity check (K3sCluster.k8s_options).
 - GPU operator path with the operator's toolkit (`gpu.toolkit: operator`): every other Kubernetes
   object waits for `gpu.settled` (toolkit_restart), because the toolkit restarts K3s on the GPU nodes
   and nothing should be installing then: storage, cert-manager and Istio here, the Kubeflow layer

@@ -9,7 +9,9 @@ registered, and the stack's exports.
 
 Mock outputs are realistic per resource type (the kubeconfig read returns a K3s-shaped kubeconfig,
 RandomPassword a result) because an output that resolves to None silently drops the dependency
-edges that flow through it.
+edges that flow through it. `run_stack(..., kubeconfig=f)` answers the kubeconfig read with `f(host)`
+(host: the command's SSH host, "local" for a local command), e.g. `k3s_kubeconfig(ca=..., client=...)`
+for a re-hosted server that has other client certificates, or a new cluster's CA.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import hashlib
 import json
 import os
 import pathlib
+import base64
 import runpy
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import pulumi
 import yaml
@@ -65,6 +68,22 @@ users:
     client-certificate-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0stQ0xJRU5ULWRlZmF1bHQKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=
     client-key-data: LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1PQ0stS0VZLWRlZmF1bHQKLS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=
 """
+
+
+
+def k3s_kubeconfig(ca: str = "default", client: str = "default") -> str:
+    """A K3s admin kubeconfig like K3S_KUBECONFIG (which is `k3s_kubeconfig()`), with the CA and the client
+    certificate named: another server of the same cluster has the same CA and other client certificates;
+    a new cluster has a new CA."""
+    def pem(kind: str, body: str) -> str:
+        text = f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
+        return base64.b64encode(text.encode()).decode()
+
+    return (K3S_KUBECONFIG
+            .replace(pem("CERTIFICATE", "MOCK-CA-default"), pem("CERTIFICATE", f"MOCK-CA-{ca}"))
+            .replace(pem("CERTIFICATE", "MOCK-CLIENT-default"), pem("CERTIFICATE", f"MOCK-CLIENT-{client}"))
+            .replace(pem("EC PRIVATE KEY", "MOCK-KEY-default"), pem("EC PRIVATE KEY", f"MOCK-KEY-{client}")))
+
 
 PREFLIGHT_REPORT = "started\tok\t1767225600\nos\tok\tubuntu 24.04\narch\tok\tamd64\nresult\tok\tall checks passed\n"
 # What smoke.sh prints on success (its report lines; progress goes to stderr).
@@ -114,12 +133,17 @@ def strings_outside_secrets(value: Any):
 
 
 class PlatformMocks(pulumi.runtime.Mocks):
+    def __init__(self, kubeconfig: Callable[[str], str] | None = None):
+        super().__init__()
+        self.kubeconfig = kubeconfig
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
         if args.typ in ("command:remote:Command", "command:local:Command"):
             create = args.inputs.get("create") or ""
             if "kubeflow-k3s: read-kubeconfig.sh" in create:
-                state["stdout"] = K3S_KUBECONFIG
+                host = unwrap(args.inputs.get("connection") or {}).get("host", "local")
+                state["stdout"] = self.kubeconfig(host) if self.kubeconfig else K3S_KUBECONFIG
             elif "kubeflow-k3s: preflight.sh" in create:
                 state["stdout"] = PREFLIGHT_REPORT
             elif "kubeflow-k3s: smoke.sh" in create:
@@ -292,14 +316,15 @@ _HERMETIC_ENV = ("KUBECONFIG", "SSH_AUTH_SOCK")
 
 
 def run_stack(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,
-              drop: tuple[str, ...] = ()) -> Run:
-    """Evaluate __main__.py for `stack` under mocks. Raises whatever the program raises."""
+              drop: tuple[str, ...] = (), kubeconfig: Callable[[str], str] | None = None) -> Run:
+    """Evaluate __main__.py for `stack` under mocks. Raises whatever the program raises.
+    `kubeconfig(host)`: what the kubeconfig read prints on that host (default K3S_KUBECONFIG)."""
     for key in list(os.environ):
         if key in _HERMETIC_ENV or key.startswith("PULUMI_K8S_"):
             del os.environ[key]
     config, secret_keys = load_config(stack, overrides, secrets, drop)
     psettings.ROOT.set(None)
-    mocks = PlatformMocks()
+    mocks = PlatformMocks(kubeconfig)
     recorder = Recorder(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=recorder)
     pulumi.runtime.set_all_config(config, secret_keys)

@@ -5,6 +5,13 @@ Per node (a K3sNode component): preflight (read-only) -> prepare (sysctls, modul
 parallel once the first server is up. Then one command on the first server waits for every node to be
 Ready, the admin kubeconfig is read (logging off, secret) and rewritten, and a Kubernetes provider is
 built from it. Every Kubernetes resource of the later layers uses `k8s_options()`.
+
+The cluster identity (docs/k3s.md "A new cluster behind the same stack"): a RandomId whose keepers are
+the digest of the cluster's CA is replaced exactly when K3s starts a new cluster, and every Kubernetes
+object is `deletedWith` it, so an engine that replaces deletedWith dependents (pulumi/pulumi#23818)
+creates the platform again on a new cluster and leaves it alone when only the first server's install is
+replaced (an HA re-host keeps the CA). For engines without that, a marker ConfigMap and a check on the
+first server fail the `up` before any other object when the CA changed and the marker is not there.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from stacks.settings import Node, Settings
 from components.k3s import k3s_plan, node_images, node_images_plan, scripts
 from components.storage import storage_plan
 from components.k3s.connection import NodeShell, node_shell
-from components.k3s.kubeconfig import rewrite_kubeconfig
+from components.k3s.kubeconfig import ca_digest, rewrite_kubeconfig
 
 INSTALL_TIMEOUTS = pulumi.CustomTimeouts(create="40m", update="40m", delete="15m")
 
@@ -236,8 +243,9 @@ class K3sCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
-            # The identity, not the kubeconfig, decides replacement: a renewed client certificate or a new
-            # endpoint updates the provider instead of replacing every Kubernetes object.
+            # Fixed, so no kubeconfig change (a renewed client certificate, a new endpoint, a new first
+            # server) replaces the provider and every Kubernetes object with it. Which cluster answers is
+            # the cluster identity's business (_identity).
             cluster_identifier=context,
             # After the hosts are gone, `pulumi destroy` drops the cluster's objects from state instead
             # of failing on an unreachable API.
@@ -245,6 +253,7 @@ class K3sCluster(pulumi.ComponentResource):
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self._identity(name, settings, first_shell, read.stdout)
         self._name, self._settings = name, settings
         # Lives exactly as long as the cluster (no inputs change): only a whole-stack destroy deletes it.
         # The membership commands go with it, so a destroy drains nothing, while removing nodes (even a
@@ -253,6 +262,34 @@ class K3sCluster(pulumi.ComponentResource):
         self._leaving = {node.name: self._membership(name, settings, node, shells) for node in settings.nodes}
         self.register_outputs(
             {"kubeconfig": self.kubeconfig, "apiEndpoint": server, "nodes": [n.name for n in settings.nodes]}
+        )
+
+    def _identity(self, name: str, settings: Settings, first_shell: NodeShell, kubeconfig: pulumi.Output[str]) -> None:
+        """The cluster identity: `self.cluster_identity` (what every Kubernetes object is deletedWith) and
+        `self.identity_check` (what every Kubernetes object but the marker waits for)."""
+        # The CA certificate is public; its digest is shown in previews and in the check's message.
+        digest = pulumi.Output.unsecret(kubeconfig.apply(ca_digest))
+        # Replaced exactly when the CA changes. Not deletedWith the first install: an engine with #23818 would
+        # then replace it, and so every object, whenever the first server is re-hosted, even in HA.
+        self.cluster_identity = random.RandomId(
+            f"{name}-cluster-identity", byte_length=8, keepers={"caSha256": digest},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        namespace, marker_name = k3s_plan.IDENTITY_MARKER
+        marker = k8s.core.v1.ConfigMap(
+            f"{name}-identity-marker",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=marker_name, namespace=namespace),
+            data=k3s_plan.identity_marker_data(settings),
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.ready],
+                                        deleted_with=self.cluster_identity),
+        )
+        # Runs when the CA digest changed (triggers; a failed run leaves the old digest in state, so the next
+        # `up` checks again) and when the first server moved (an update: same cluster, the marker is there).
+        self.identity_check = first_shell.command(
+            f"{name}-identity-check",
+            digest.apply(lambda d: scripts.render("identity-check.sh", k3s_plan.identity_check_params(settings, d))),
+            triggers=[digest],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[marker]),
         )
 
     def _membership(self, name: str, settings: Settings, node: Node, shells: dict[str, NodeShell]) -> list[pulumi.Resource]:
@@ -301,10 +338,11 @@ class K3sCluster(pulumi.ComponentResource):
 
     def k8s_options(self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
         """Options for a Kubernetes resource of a later layer: this cluster's provider, created after
-        every node is Ready, and deleted with the cluster (no API calls when K3s itself is going)."""
+        every node is Ready and the cluster identity check, and deleted with the cluster identity: no API
+        calls when the whole cluster goes, and (engines with pulumi/pulumi#23818) re-created on a new cluster."""
         return pulumi.ResourceOptions(
             parent=parent,
             provider=self.provider,
-            depends_on=[self.ready, *depends_on],
-            deleted_with=self.first_install,
+            depends_on=[self.ready, self.identity_check, *depends_on],
+            deleted_with=self.cluster_identity,
         )

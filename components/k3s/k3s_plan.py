@@ -276,6 +276,24 @@ def member_params(settings: Settings, node: Node, runner: Node) -> dict[str, obj
             "WAIT_SECONDS": settings.k3s.install_timeout_seconds}
 
 
+# The cluster identity (docs/k3s.md "A new cluster behind the same stack"): a ConfigMap this stack creates
+# first in the cluster, with constant content (a change would let an update re-create it on a new cluster
+# and hide that the rest was not), and the check that it is there whenever the CA changed.
+IDENTITY_MARKER = ("kube-system", "kubeflow-k3s-identity")
+
+
+def identity_marker_data(settings: Settings) -> dict[str, str]:
+    return {"stack": settings.stack_name,
+            "purpose": "created by the kubeflow-k3s Pulumi program before its other objects; missing after the "
+                       "cluster's CA changed means Pulumi's state lists objects this cluster does not have"}
+
+
+def identity_check_params(settings: Settings, ca_sha256: str) -> dict[str, object]:
+    namespace, name = IDENTITY_MARKER
+    return {"NODE_NAME": settings.first_server.name, "API": api_url(settings), "CA_DIGEST": ca_sha256,
+            "MARKER_NAMESPACE": namespace, "MARKER_NAME": name, "WAIT_SECONDS": settings.k3s.ready_timeout_seconds}
+
+
 def parse_taint(taint: str) -> dict[str, str]:
     """"key=value:Effect" or "key:Effect" -> a Kubernetes Taint object."""
     head, effect = taint.rsplit(":", 1)

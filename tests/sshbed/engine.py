@@ -10,8 +10,11 @@ registrations (recorded under mocks by tests/harness.py) to bed hosts the way `p
   skipped when its deletedWith resource is deleted in the same operation;
 - CopyToRemote: an SFTP put of the file, again whenever the file's content changed;
 - a RandomId (the cluster's lifetime): state only, so deletedWith sees it go on destroy.
+- the K3s layer's ConfigMap (the cluster identity marker): created through `k3s kubectl` on the first
+  server, as the Kubernetes provider would through the API, again whenever its inputs changed. Like an
+  engine without pulumi/pulumi#23818, nothing re-creates it on a new cluster while it is in state.
 
-Only remote commands of the K3s layer (names starting with "k3s-") run; other layers need a cluster.
+Only the K3s layer's resources (names starting with "k3s-") run; other layers need a real cluster.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ COMMAND = "command:remote:Command"
 COPY = "command:remote:CopyToRemote"
 # Resources with state and no host effect (the cluster's lifetime sentinel): kept in state, nothing runs.
 STATE_ONLY = ("random:index/randomId:RandomId",)
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 
 
 class CommandFailed(AssertionError):
@@ -53,15 +57,25 @@ class Deployment:
     urns: dict[str, str] = field(default_factory=dict)  # urn -> name, of what is in state
     copied: dict[str, str] = field(default_factory=dict)  # copy name -> sha256 of what was put
     steps: list[Step] = field(default_factory=list)
+    api_host: str = ""  # the first server's address: where Kubernetes objects are applied
 
     # -- running one step ---------------------------------------------------------------------------
     def _host(self, reg: Registration) -> Host:
-        return self.hosts[reg.inputs["connection"]["host"]]
+        return self.hosts[self.api_host if reg.type == CONFIGMAP else reg.inputs["connection"]["host"]]
 
     def _exec(self, reg: Registration, op: str) -> None:
         if reg.type in STATE_ONLY:
             return
         host = self._host(reg)
+        if reg.type == CONFIGMAP:
+            if op == "delete":
+                return  # deletedWith the cluster identity: nothing runs on a destroy
+            meta = reg.inputs["metadata"]
+            result = host.run(f"sudo -n k3s kubectl create configmap {meta['name']} -n {meta['namespace']}")
+            self.steps.append(Step(reg.name, op, host.name, result))
+            if not result.ok:
+                raise CommandFailed(reg.name, op, result)
+            return
         if reg.type == COPY:
             if op == "delete":
                 return  # CopyToRemote has no delete
@@ -94,7 +108,7 @@ class Deployment:
     # -- diffing -------------------------------------------------------------------------------------
     @staticmethod
     def _managed(run: Run) -> list[Registration]:
-        return [r for r in run.registrations if r.type in (COMMAND, COPY, *STATE_ONLY) and r.name.startswith("k3s-")]
+        return [r for r in run.registrations if r.type in (COMMAND, COPY, CONFIGMAP, *STATE_ONLY) and r.name.startswith("k3s-")]
 
     def _diff(self, reg: Registration) -> str:
         old = self.state.get(reg.name)
@@ -108,6 +122,8 @@ class Deployment:
             return "replace" if changed else "same"
         if reg.type in STATE_ONLY:
             return "replace" if old.inputs != reg.inputs else "same"
+        if reg.type == CONFIGMAP:
+            return "update" if old.inputs != reg.inputs else "same"
         if old.inputs.get("triggers") != reg.inputs.get("triggers"):
             return "replace"
         keys = ("create", "update", "delete", "stdin", "connection")
@@ -117,6 +133,7 @@ class Deployment:
     def up(self, run: Run) -> list[Step]:
         """Apply `run`; raises CommandFailed at the first failing command (like the engine stops)."""
         first = len(self.steps)
+        self.api_host = next(r for r in run.registrations if r.name == "k3s-kubeconfig").inputs["connection"]["host"]
         names = {r.urn: r.name for r in run.registrations}
         regs = self._topological(self._managed(run), run, names)
         plan = {r.name: self._diff(r) for r in regs}

@@ -367,6 +367,33 @@ def test_a_first_ha_server_without_curl_or_wget_fails_instead_of_bootstrapping_u
     assert not bed.hosts["server-1"].exists("/etc/rancher/k3s/config.yaml")
 
 
+def test_a_new_single_server_is_a_new_cluster_and_up_stops_until_refresh(bed):
+    # docs/k3s.md "A new cluster behind the same stack", with an engine that does not re-create what is in
+    # state (this bed's engine; Pulumi CLIs without pulumi/pulumi#23818).
+    edge = [node("edge-1", "10.9.0.41")]
+    d = deploy(bed, edge)
+    d.up(program(edge))
+    assert ("k3s-identity-marker", "create") in d.ran() and ("k3s-identity-check", "create") in d.ran()
+    old_cluster = bed.nodes()["edge-1"]["cluster"]
+    bed.remove_host("edge-1")  # the machine died, and its cluster (the only server's datastore) with it
+    (bed.cluster / "nodes" / "edge-1").unlink()
+    for name in [n for n in d.state if n.startswith("k3s-edge-1-")]:
+        d.forget(name)
+    new = [node("edge-1", "10.9.0.42")]
+    d.hosts[new[0]["host"]] = bed.host("edge-1b", new[0]["host"])
+    for _ in range(2):  # fails the same way until the state is refreshed
+        with pytest.raises(CommandFailed) as failed:
+            d.up(program(new))
+        assert failed.value.name == "k3s-identity-check"
+        message = " ".join(failed.value.result.stderr.split())
+        assert "https://10.9.0.42:6443 is a new, empty cluster" in message
+        assert "run `pulumi refresh`" in message and "then `pulumi up`" in message
+    assert bed.nodes()["edge-1"]["cluster"] != old_cluster
+    d.forget("k3s-identity-marker")  # what `pulumi refresh` drops: the new cluster does not have it
+    d.up(program(new))
+    assert d.ran()[-2:] == [("k3s-identity-marker", "create"), ("k3s-identity-check", "update")]
+
+
 def test_replacing_a_reachable_first_server_drains_it_first(bed):
     d = deploy(bed, HA[:3])
     d.up(program(HA[:3]))

@@ -64,7 +64,12 @@ def test_every_kubernetes_object_waits_for_the_toolkits_restart(gpu_run):
     assert "kubernetes:kustomize/v2:Directory" in kinds
     assert "kubernetes:core/v1:Secret" in kinds
     assert any(r.name.endswith("-footprint") for r in objects)
-    early = [f"{r.type}::{r.name}" for r in objects if not gpu_run.waits_for(r, settled)]
+    # The cluster identity's marker and check run before the GPU layer's first object (the operator waits
+    # for them, like every Kubernetes object), so before the toolkit it installs can restart K3s.
+    operator = gpu_run.get("gpu-operator", "kubernetes:helm.sh/v3:Release")
+    before_gpu = {r.name for r in objects if gpu_run.waits_for(operator, r)}
+    assert before_gpu == {"k3s-identity-marker", "k3s-identity-check"}, before_gpu
+    early = [f"{r.type}::{r.name}" for r in objects if not gpu_run.waits_for(r, settled) and r.name not in before_gpu]
     assert not early, "applied while the toolkit may be restarting K3s:\n" + "\n".join(early)
 
 

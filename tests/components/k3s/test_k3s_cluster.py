@@ -347,3 +347,132 @@ def test_a_changed_label_changes_only_the_node_patch_not_the_install():
 def test_the_kubeconfig_is_read_again_when_the_first_server_changes(runs):
     read = runs["cloud"].get("k3s-kubeconfig")
     assert read.inputs["triggers"] == install(runs["cloud"], "server-1").inputs["triggers"]
+
+
+# The cluster identity (docs/k3s.md "A new cluster behind the same stack") -----------------------------
+
+IDENTITY_TYPE = "random:index/randomId:RandomId"
+
+
+def rehosted(stack: str, host: str) -> dict:
+    """Overrides that move the stack's first server to `host` (docs/k3s.md: a dead server is replaced so)."""
+    from tests.stackdiff import stack_config
+
+    nodes = [dict(n) for n in stack_config(stack)["nodes"]]
+    nodes[0]["host"] = host
+    if "hostKey" in nodes[0]:  # the new host's own key
+        nodes[0]["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplaceWithNewHostKey0000000000000000000"
+    return {"nodes": nodes}
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_the_cluster_identity_follows_the_ca_of_the_kubeconfig(runs, stack):
+    from components.k3s.kubeconfig import ca_digest
+
+    run = runs[stack]
+    identity = run.get("k3s-cluster-identity", IDENTITY_TYPE)
+    digest = ca_digest(harness.K3S_KUBECONFIG)
+    assert identity.inputs["keepers"] == {"caSha256": digest}
+    assert not harness.is_secret(identity.raw_inputs["keepers"]["caSha256"])  # a CA is public; previews show it
+    assert run.depends_on(identity.name, "k3s-kubeconfig")
+    assert run.ancestors(identity.name)[0] == "k3s"
+    # Not deletedWith the first install: an engine that replaces deletedWith dependents (pulumi/pulumi#23818)
+    # would then replace the identity, and with it every Kubernetes object, on any first-server re-host.
+    assert identity.deleted_with == ""
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_every_kubernetes_object_is_deleted_with_the_identity_and_waits_for_its_check(runs, stack):
+    from tests.stackdiff import kubernetes_resources
+
+    run = runs[stack]
+    identity = run.get("k3s-cluster-identity", IDENTITY_TYPE)
+    check = run.get("k3s-identity-check")
+    marker = run.get("k3s-identity-marker", "kubernetes:core/v1:ConfigMap")
+    resources = kubernetes_resources(run)
+    assert marker in resources and len(resources) > 1
+    for r in resources:
+        assert r.deleted_with == identity.urn, f"{r.type} {r.name}: deletedWith {r.deleted_with!r}"
+        if r is not marker:
+            assert run.waits_for(r, check), f"{r.type} {r.name} does not wait for the identity check"
+    # what talks to the API from the first server after the check: the smoke step, the GPU waits
+    for r in commands(run):
+        if any(s in r.inputs["create"] for s in ("smoke.sh", "wait-gpu.sh", "gpu-runtimeclass.sh")):
+            assert run.waits_for(r, check), r.name
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_the_identity_check_runs_on_the_first_server_after_the_marker(runs, stack):
+    from components.k3s import k3s_plan
+    from components.k3s.kubeconfig import ca_digest
+
+    run = runs[stack]
+    first = next(iter(EXPECTED_NODES[stack]))
+    check = run.get("k3s-identity-check")
+    marker = run.get("k3s-identity-marker", "kubernetes:core/v1:ConfigMap")
+    digest = ca_digest(harness.K3S_KUBECONFIG)
+    assert check.inputs["triggers"] == [digest]
+    assert check.inputs.get("connection") == install(run, first).inputs.get("connection")
+    script = harness.script(check.inputs["create"])
+    assert "# kubeflow-k3s: identity-check.sh" in script and f"\nCA_DIGEST={digest}\n" in script
+    assert not check.inputs.get("delete") and not check.delete_before_replace  # read-only; a failed create keeps the old digest
+    assert run.waits_for(check, marker) and run.ancestors(check.name)[0] == "k3s"
+    # The marker: in kube-system, content that never changes (an update would re-create it on a new cluster
+    # and hide that nothing else was), after the nodes are Ready, through the cluster's provider.
+    assert (marker.inputs["metadata"]["namespace"], marker.inputs["metadata"]["name"]) == k3s_plan.IDENTITY_MARKER
+    assert digest not in repr(marker.inputs) and marker.inputs["data"]["stack"] == stack
+    assert run.depends_on(marker.name, "k3s-nodes-ready") and run.ancestors(marker.name)[0] == "k3s"
+    assert marker.provider.startswith(run.get("k3s-k8s", "pulumi:providers:kubernetes").urn + "::")
+
+
+def test_rehosting_the_first_server_of_an_ha_cluster_changes_no_kubernetes_object(runs):
+    # The new host joins the running cluster: the same CA, other client certificates in its kubeconfig.
+    from tests.stackdiff import compare, kubernetes_resources
+
+    before = runs["cloud"]
+    after = harness.run_stack("cloud", overrides=rehosted("cloud", "192.0.2.19"),
+                              kubeconfig=lambda host: harness.k3s_kubeconfig(client=host))
+    change = compare(before, after)
+    names = {before.by_urn(u).name for u in change.changed}
+    assert {"k3s-server-1-install", "k3s-kubeconfig", "k3s-k8s"} <= names, change.describe()
+    assert yaml.safe_load(after.get("k3s-k8s").inputs["kubeconfig"])["users"][0]["user"] != \
+        yaml.safe_load(before.get("k3s-k8s").inputs["kubeconfig"])["users"][0]["user"]
+    # The provider is updated (same clusterIdentifier), the identity, its marker and check stay, and no
+    # Kubernetes object changes or is deletedWith anything that does (an engine would replace it with it).
+    assert after.get("k3s-k8s").inputs["clusterIdentifier"] == before.get("k3s-k8s").inputs["clusterIdentifier"]
+    assert not {"k3s-cluster-identity", "k3s-identity-marker"} & names, change.describe()
+    assert after.get("k3s-identity-check").inputs["triggers"] == before.get("k3s-identity-check").inputs["triggers"]
+    for r in kubernetes_resources(after):
+        assert r.urn not in change.changed and r.urn not in change.added, r.name
+        assert r.deleted_with not in change.changed, f"{r.name} is deletedWith {r.deleted_with}, which changes"
+
+
+def test_a_new_single_server_is_a_new_cluster_identity(runs):
+    # The edge stack's only server is replaced: K3s starts a new cluster with a new CA.
+    from components.k3s.kubeconfig import ca_digest
+    from tests.stackdiff import compare, kubernetes_resources
+
+    before = runs["edge"]
+    new_ca = harness.k3s_kubeconfig(ca="new-cluster", client="new-host")
+    after = harness.run_stack("edge", overrides=rehosted("edge", "192.0.2.41"), kubeconfig=lambda host: new_ca)
+    change = compare(before, after)
+    identity = after.get("k3s-cluster-identity", IDENTITY_TYPE)
+    assert identity.urn in change.changed and identity.inputs["keepers"] == {"caSha256": ca_digest(new_ca)}
+    # An engine with pulumi/pulumi#23818 replaces every object deletedWith the identity: created again on the
+    # new cluster. One without it sees them unchanged: the check runs (new digest) and the marker, unchanged
+    # in state, is not in the new cluster, so it fails before any of them.
+    assert after.get("k3s-identity-check").inputs["triggers"] == [ca_digest(new_ca)]
+    assert after.get("k3s-identity-marker").urn not in change.changed
+    for r in kubernetes_resources(after):
+        assert r.deleted_with == identity.urn, r.name
+
+
+def test_a_renewed_client_certificate_leaves_the_identity_alone(runs):
+    # docs/architecture.md: after K3s renews the admin certificate, the kubeconfig is read again.
+    from tests.stackdiff import compare
+
+    after = harness.run_stack("edge", kubeconfig=lambda host: harness.k3s_kubeconfig(client="renewed"))
+    change = compare(runs["edge"], after)
+    # Only the provider's kubeconfig (an update: same clusterIdentifier); the read itself is re-run by hand
+    # (`pulumi up --replace`), so its inputs are the same here.
+    assert {after.by_urn(u).name for u in change.changed} == {"k3s-k8s"}, change.describe()

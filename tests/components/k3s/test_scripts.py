@@ -41,6 +41,7 @@ def all_rendered_scripts():
             yield f"{stack}/{name}", scripts.render(name, {"NODE_NAME": "n1", "STAGE_DIR": k3s_plan.STAGE_DIR})
         yield f"{stack}/ready", scripts.render("wait-ready.sh", {"NODE_NAME": "x", "NODES": "a b", "WAIT_SECONDS": 60})
         yield f"{stack}/kubeconfig", scripts.render("read-kubeconfig.sh", {"NODE_NAME": "x"})
+        yield f"{stack}/identity-check", scripts.render("identity-check.sh", k3s_plan.identity_check_params(s, "0" * 64))
         if s.kubeflow.mode != "none":
             from components.kubeflow import footprint_guard  # issue 4: the Kubeflow footprint guard
             yield f"{stack}/kubeflow-capacity", footprint_guard.script(s)
@@ -200,3 +201,46 @@ n=${{3#node/}}; now=$(date +%s%N)
     assert result.returncode == 1, "node b got a fresh deadline"
     assert "waiting for node b to be Ready" in result.stderr and "Check: kubectl describe node b" in result.stderr
     assert elapsed < 5.5, f"took {elapsed:.1f}s"
+
+
+# The cluster identity check (docs/k3s.md "A new cluster behind the same stack"), against a stub k3s.
+K3S_STUB = """#!/bin/sh
+case "$*" in
+  *--raw=/readyz*) exit 0 ;;
+  *"get configmap -n kube-system kubeflow-k3s-identity"*)
+    case "$MARKER" in present) echo configmap/kubeflow-k3s-identity ;; absent) ;; *) echo "connection refused" >&2; exit 1 ;; esac ;;
+  *) echo "unexpected: $*" >&2; exit 2 ;;
+esac
+"""
+
+
+def run_identity_check(tmp_path, marker: str) -> subprocess.CompletedProcess:
+    stub = tmp_path / "k3s"
+    stub.write_text(K3S_STUB)
+    stub.chmod(0o755)
+    s = parse_settings(stack_raw("edge"), "edge")
+    text = scripts.render("identity-check.sh", k3s_plan.identity_check_params(s, "ab" * 32))
+    assert text.count("as_root /usr/local/bin/k3s") == 2
+    text = text.replace("as_root /usr/local/bin/k3s", str(stub))
+    return subprocess.run(["sh", "-c", text], capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin", "MARKER": marker})
+
+
+def test_identity_check_passes_when_the_stack_objects_are_in_the_cluster(tmp_path):
+    result = run_identity_check(tmp_path, "present")
+    assert result.returncode == 0, result.stderr
+    assert "CA sha256 " + "ab" * 32 in result.stderr
+
+
+def test_identity_check_on_a_new_empty_cluster_fails_naming_it_and_the_recovery(tmp_path):
+    result = run_identity_check(tmp_path, "absent")
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert "https://192.0.2.40:6443 is a new, empty cluster" in message and "sha256 " + "ab" * 32 in message
+    assert "run `pulumi refresh`" in message and "then `pulumi up`" in message
+
+
+def test_identity_check_does_not_mistake_an_api_error_for_a_new_cluster(tmp_path):
+    result = run_identity_check(tmp_path, "error")
+    assert result.returncode == 1
+    assert "could not read configmap kube-system/kubeflow-k3s-identity" in result.stderr
+    assert "new, empty cluster" not in result.stderr

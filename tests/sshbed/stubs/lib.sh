@@ -6,6 +6,7 @@
 #   $C/calls.log      "<host>\t<command line>" for every stub call, in order, across hosts
 #   $C/hang/<host>    present: K3s on that host never becomes ready (Type=notify start blocks)
 #   $C/notready/<host> present: K3s on that host starts (the unit is active) but its Node stays NotReady
+#   $C/objects/<cluster>/configmap/<namespace>/<name>   a ConfigMap in that cluster (the identity marker)
 # Per sandbox: /run/k3sbed/host (bed host name), /run/k3sbed/address (its node address),
 #   /run/k3sbed/units/<unit> (active|activating|failed|inactive), /run/k3sbed/journal.
 C=@CLUSTER@
@@ -132,6 +133,16 @@ k3s_kubectl() {
     "drain "*|"cordon "*)
       [ -f "$C/nodes/$2" ] || { echo "Error from server (NotFound): nodes \"$2\" not found" >&2; return 1; }
       echo "node/$2 drained" ;;
+    "create configmap "*" -n "*|"get configmap -n "*" -o name")
+      # ConfigMaps live in the cluster of this server (a new cluster has none): what the Kubernetes
+      # provider creates (tests/sshbed/engine.py) and the identity check reads.
+      cluster=$(cat /var/lib/rancher/k3s/server/db/cluster-id 2>/dev/null) || { echo "bed kubectl: no cluster here" >&2; return 1; }
+      [ "$(unit_state k3s)" = active ] || { echo "The connection to the server 127.0.0.1:6443 was refused" >&2; return 1; }
+      if [ "$1" = create ]; then
+        mkdir -p "$C/objects/$cluster/configmap/$5"; : > "$C/objects/$cluster/configmap/$5/$3"; echo "configmap/$3 created"
+      elif [ -f "$C/objects/$cluster/configmap/$4/$5" ]; then
+        echo "configmap/$5"
+      fi ;;
     "delete node "*)
       # K3s removes a deleted server's etcd member and its node-password secret
       # (docs.k3s.io/architecture#how-agent-node-registration-works; pkg/etcd member removal on Node delete).
