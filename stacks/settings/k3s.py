@@ -215,7 +215,8 @@ _ASSET_ARCH = (re.compile(r"^k3s(?:-(?P<arch>arm64|armhf|s390x))?$"),
 
 def check_airgap_architectures(r: Reader, k3s: K3sSettings, arches: set[str]) -> None:
     """`k3s.airgap` carries one K3s binary and one image archive, which run on one architecture: every
-    node must have it, and asset names that say their architecture must say the nodes' one."""
+    node must have it, and asset names that say an architecture (k3s-arm64, k3s-airgap-images-amd64.tar.zst)
+    must say the nodes' one."""
     airgap = k3s.airgap
     if airgap is None or not arches:
         return
@@ -226,7 +227,7 @@ def check_airgap_architectures(r: Reader, k3s: K3sSettings, arches: set[str]) ->
     [arch] = arches
     for key, path, pattern in (("binary", airgap.binary, _ASSET_ARCH[0]), ("images", airgap.images, _ASSET_ARCH[1])):
         m = pattern.match(path.rsplit("/", 1)[-1])
-        named = (m.group("arch") or "amd64") if m else None
+        named = m.group("arch") if m else None  # a bare `k3s` may be any architecture's binary, renamed
         if named and named != arch:
             r.fail(f"k3s.airgap.{key}", f"{path!r} is K3s's {named} asset, but the nodes are {arch}")
 

@@ -118,7 +118,9 @@ def test_an_air_gapped_stack_has_one_architecture(upstream):
     # A release asset named for another architecture than the nodes' is refused, naming the key.
     found = problems(airgap_stack(["amd64"], arm, "./airgap/k3s-airgap-images-arm64.tar.zst"), "edge")
     assert set(found) == {"k3s.airgap.binary", "k3s.airgap.images"} and "arm64 asset" in found["k3s.airgap.binary"]
-    assert "k3s.airgap.binary" in problems(airgap_stack(["arm64"], "./airgap/k3s", "./airgap/k3s-airgap-images-arm64.tar.zst"), "edge")
+    assert "k3s.airgap.images" in problems(airgap_stack(["arm64"], "./airgap/k3s", "./airgap/k3s-airgap-images-amd64.tar.zst"), "edge")
+    # A bare `k3s` says nothing (users rename k3s-arm64 to it); the archive's name does.
+    assert parse_settings(airgap_stack(["arm64"], "./airgap/k3s", "./airgap/k3s-airgap-images-arm64.tar.zst"), "edge")
     # Matching names, or names that do not say an architecture, are accepted.
     assert parse_settings(airgap_stack(["arm64", "arm64"], arm, "./airgap/k3s-airgap-images-arm64.tar.zst"), "edge")
     assert parse_settings(airgap_stack(["amd64"], "./bin/k3s-v1.34", "./images.tar"), "edge")
