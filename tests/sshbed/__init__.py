@@ -172,9 +172,12 @@ class Host:
         chan = self.client().get_transport().open_session()
         chan.settimeout(timeout)
         chan.exec_command(command)
-        if stdin:
-            chan.sendall(stdin.encode())
-        chan.shutdown_write()
+        try:
+            if stdin:
+                chan.sendall(stdin.encode())
+            chan.shutdown_write()
+        except OSError:
+            pass  # the command ended without reading its stdin (e.g. a delete): pulumi-command ignores that too
         out, err = bytearray(), bytearray()
         deadline = start + timeout
         while True:
