@@ -22,27 +22,18 @@ def test_the_issuer_follows_the_profile():
         assert settings(name).tls.issuer == profiles.PROFILES[profile].issuer
 
 
-def test_letsencrypt_needs_a_contact_and_a_public_name():
-    found = problems(stack("dev", tls={"issuer": "letsencrypt"}))
-    assert "ACME account contact" in found["tls.email"]
+@pytest.mark.parametrize("issuer", ["letsencrypt", "letsencrypt-staging"])
+def test_letsencrypt_needs_a_contact_and_a_public_name(issuer):
+    found = problems(stack("dev", tls={"issuer": issuer}))
+    assert f"is required with tls.issuer: {issuer} (ACME account contact)" in found["tls.email"]
     assert "public DNS name" in found["tls.host"]  # kubeflow.localhost
-    found = problems(stack("dev", tls={"issuer": "letsencrypt", "host": "192.0.2.8", "email": "ops@example.com"}))
+    found = problems(stack("dev", tls={"issuer": issuer, "host": "192.0.2.8", "email": "ops@example.com"}))
     assert list(found) == ["tls.host"]
-    ok = settings("dev", tls={"issuer": "letsencrypt", "host": "kubeflow.example.com", "email": "ops@example.com"})
-    assert ok.tls.email == "ops@example.com"
+    ok = settings("dev", tls={"issuer": issuer, "host": "kubeflow.example.com", "email": "ops@example.com"})
+    assert (ok.tls.issuer, ok.tls.email) == (issuer, "ops@example.com")
 
 
 @pytest.mark.parametrize("tls,key", [({"issuer": "vault"}, "tls.issuer"), ({"email": "ops"}, "tls.email"),
                                      ({"host": "bad host"}, "tls.host"), ({"hosts": ["a.example.com"]}, "tls.hosts")])
 def test_bad_tls_values_name_their_key(tls, key):
     assert key in problems(stack("dev", tls=tls))
-
-
-def test_letsencrypt_staging_has_the_letsencrypt_rules():
-    found = problems(stack("dev", tls={"issuer": "letsencrypt-staging"}))
-    assert "is required with tls.issuer: letsencrypt-staging (ACME account contact)" in found["tls.email"]
-    assert "public DNS name" in found["tls.host"]  # kubeflow.localhost
-    found = problems(stack("dev", tls={"issuer": "letsencrypt-staging", "host": "192.0.2.8", "email": "ops@example.com"}))
-    assert list(found) == ["tls.host"]
-    ok = settings("dev", tls={"issuer": "letsencrypt-staging", "host": "kubeflow.example.com", "email": "ops@example.com"})
-    assert (ok.tls.issuer, ok.tls.email) == ("letsencrypt-staging", "ops@example.com")
