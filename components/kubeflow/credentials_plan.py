@@ -16,6 +16,7 @@ keys here therefore replaces what every profile namespace gets.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -119,12 +120,14 @@ def _bcrypt_salt(seed: str, password: str, rounds: int = BCRYPT_ROUNDS) -> bytes
     return b"$2b$%02d$" % rounds + encoded[:22]
 
 
+@functools.lru_cache(maxsize=32)
 def dex_password_hash(password: str, seed: str, rounds: int = BCRYPT_ROUNDS) -> str:
     """bcrypt hash of the admin password for Dex, identical on every run.
 
     A fresh random salt per run would change the Secret on every `pulumi up` (a perpetual diff and
     a Dex restart). The salt comes instead from a generated seed kept in state, mixed with the
     password, so it is unique per stack and per password and stable while neither changes.
+    Being a pure function, it is computed once per process (bcrypt is slow on purpose: ~0.4 s).
     """
     return bcrypt.hashpw(password.encode(), _bcrypt_salt(seed, password, rounds)).decode()
 
