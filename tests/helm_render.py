@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from stacks import versions
-from tests import harness
+from tests import harness, kustomize_lite
 
 CHART_KEYS = {(repo, chart): key for key, (repo, chart, _) in versions.CHARTS.items()}
 
@@ -44,7 +44,7 @@ def render(upstream: Path, release: harness.Registration, tmp_dir: Path) -> list
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, f"helm template {key} failed:\n{result.stderr}"
-    return [d for d in yaml.safe_load_all(result.stdout) if d]
+    return kustomize_lite.load_all(result.stdout)
 
 
 def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:

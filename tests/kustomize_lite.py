@@ -24,8 +24,17 @@ MERGE_BY_NAME = {"containers", "initContainers", "env", "volumes", "volumeMounts
 BUILT_IN_GROUPS = {"", "apps", "batch", "admissionregistration.k8s.io", "rbac.authorization.k8s.io"}
 
 
+# libyaml's loader when PyYAML has it: the same safe types, parsed several times faster (the rendered
+# upstream trees are tens of MB of YAML).
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_all(text: str) -> list[dict]:
+    return [d for d in yaml.load_all(text, Loader=SAFE_LOADER) if d]
+
+
 def load(path: pathlib.Path) -> list[dict]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return load_all(path.read_text())
 
 
 def group(doc: dict) -> str:

@@ -186,7 +186,7 @@ def kustomize(directory: pathlib.Path) -> list[dict]:
     r = subprocess.run([*kustomize_cmd(), str(directory)], capture_output=True, text=True)
     if r.returncode != 0:
         raise ToolError(f"kustomize {directory}: {r.stderr.strip()[:400]}")
-    return [d for d in yaml.safe_load_all(r.stdout) if d]
+    return [d for d in yaml.load_all(r.stdout, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d]
 
 
 def helm_template(release: images_plan.Release, charts: pathlib.Path) -> list[dict]:
@@ -200,7 +200,7 @@ def helm_template(release: images_plan.Release, charts: pathlib.Path) -> list[di
                             "--kube-version", versions.KUBERNETES_MINOR], capture_output=True, text=True)
     if r.returncode != 0:
         raise ToolError(f"helm template {release.name}: {r.stderr.strip()[:400]}")
-    return [d for d in yaml.safe_load_all(r.stdout) if d]
+    return [d for d in yaml.load_all(r.stdout, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d]
 
 
 def gpu_kind(key: str) -> str:

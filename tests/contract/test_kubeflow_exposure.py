@@ -283,7 +283,7 @@ def test_real_kustomize_renders_the_public_identity_and_acme_policies_as_modelle
     (directory / "kustomization.yaml").write_text(planned.overlay.text())
     result = subprocess.run([*cmd, str(directory)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    real = [d for d in yaml.safe_load_all(result.stdout) if d]
+    real = up.load_yaml(result.stdout)
     model = applied(rendered, settings("cloud"), step)
     if step == "oauth2-proxy":
         assert gateway_policies(real) == gateway_policies(model)

@@ -229,9 +229,7 @@ def test_real_kustomize_renders_the_overlay_as_the_tests_model_it(upstream, appl
     (directory / "kustomization.yaml").write_text(planned.overlay.text())
     result = subprocess.run([*cmd, str(directory)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    import yaml
-
-    real = [d for d in yaml.safe_load_all(result.stdout) if d]
+    real = up.load_yaml(result.stdout)
     steps, literals = applied
     model = steps[step]
     key = lambda d: (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"].rsplit("-", 1)[0]
@@ -252,8 +250,6 @@ def test_real_kustomize_applies_the_kfp_patches_as_modelled(upstream, applied, w
         pytest.skip("no kustomize or kubectl binary installed")
     import dataclasses
 
-    import yaml
-
     if which == "pipelines":
         overlay = next(p for p in cloud_plan() if p.step.name == "pipelines").overlay
         source = upstream / "rendered" / "kubeflow-26.03" / "12-applications_pipeline_overlays.yaml"
@@ -265,7 +261,7 @@ def test_real_kustomize_applies_the_kfp_patches_as_modelled(upstream, applied, w
     (tmp_path / "kustomization.yaml").write_text(local.text())
     result = subprocess.run([*cmd, str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    real = [d for d in yaml.safe_load_all(result.stdout) if d]
+    real = up.load_yaml(result.stdout)
     model = applied[0][which]
     key = lambda d: (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])
     assert sorted(map(key, real)) == sorted(map(key, model))
