@@ -45,7 +45,7 @@ PY
 fi
 export PATH="$PWD/.tools/bin:$PATH"
 # Three workers on the two cores: a good part of the suite waits (the SSH bed's hosts, helm and kustomize
-# subprocesses), so a third worker fills the idle time (about 4 min instead of 4.6 with two). A test file
+# subprocesses), so a third worker fills the idle time (a fourth was slower). A test file
 # stays on one worker, so its module fixtures (rendered upstream trees, evaluated stacks) are built once.
 # PYTEST_WORKERS=0 runs in this process.
 exec venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --dist loadfile "$@"
