@@ -316,9 +316,12 @@ _HERMETIC_ENV = ("KUBECONFIG", "SSH_AUTH_SOCK")
 
 
 def run_stack(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,
-              drop: tuple[str, ...] = (), kubeconfig: Callable[[str], str] | None = None) -> Run:
+              drop: tuple[str, ...] = (), kubeconfig: Callable[[str], str] | None = None,
+              stack_name: str | None = None) -> Run:
     """Evaluate __main__.py for `stack` under mocks. Raises whatever the program raises.
-    `kubeconfig(host)`: what the kubeconfig read prints on that host (default K3S_KUBECONFIG)."""
+    `kubeconfig(host)`: what the kubeconfig read prints on that host (default K3S_KUBECONFIG).
+    `stack_name`: the Pulumi stack's name when not `stack` (the program writes Kubeflow overlays under
+    .build/kubeflow/<stack name>/, so a variant with its own name cannot race the checked-in stack's files)."""
     for key in list(os.environ):
         if key in _HERMETIC_ENV or key.startswith("PULUMI_K8S_"):
             del os.environ[key]
@@ -326,7 +329,7 @@ def run_stack(stack: str, overrides: dict[str, Any] | None = None, secrets: dict
     psettings.ROOT.set(None)
     mocks = PlatformMocks(kubeconfig)
     recorder = Recorder(mocks)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=recorder)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack_name or stack, preview=False, monitor=recorder)
     pulumi.runtime.set_all_config(config, secret_keys)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))

@@ -64,7 +64,7 @@ class Gpu(pulumi.ComponentResource):
                 scripts.render("gpu-runtimeclass.sh", {**plan.runtime_class_params(settings), "ACTION": "ensure"}),
                 delete=keep,
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[operator], deleted_with=cluster.first_install
+                    parent=self, depends_on=[operator], deleted_with=cluster.cluster_identity
                 ),
             )
         if plan.jetson_nodes(settings):
@@ -84,7 +84,7 @@ class Gpu(pulumi.ComponentResource):
             f"{name}-settled",
             scripts.render("wait-gpu.sh", plan.wait_params(settings)),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=charts, custom_timeouts=WAIT_TIMEOUTS, deleted_with=cluster.first_install
+                parent=self, depends_on=charts, custom_timeouts=WAIT_TIMEOUTS, deleted_with=cluster.cluster_identity
             ),
         )
         self.register_outputs(

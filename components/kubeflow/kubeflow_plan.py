@@ -326,7 +326,7 @@ def gateway_http_port(settings: Settings) -> int:
 def auth_operations(settings: Settings) -> list[dict]:
     """The `to` of both ingress-gateway auth policies: what needs a login.
 
-    Upstream: every path but Dex's and oauth2-proxy's. With ACME (tls.issuer letsencrypt) the
+    Upstream: every path but Dex's and oauth2-proxy's. With ACME (tls.issuer letsencrypt[-staging]) the
     HTTP-01 challenge path is also left out, but only on the plain-HTTP port, where the gateway
     serves nothing else (kubeflow-gateway redirects it to HTTPS; cert-manager's solver Ingress adds a
     route for tls.host and the token path). On the HTTPS port the path stays behind the login. Without

@@ -47,7 +47,7 @@ class Smoke(pulumi.ComponentResource):
             # Full mode logs in as the admin; the password is the command's stdin (secret), never its text.
             stdin=pulumi.Output.secret(admin_password) if admin_password is not None else None,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=list(after), custom_timeouts=timeouts, deleted_with=cluster.first_install,
+                parent=self, depends_on=list(after), custom_timeouts=timeouts, deleted_with=cluster.cluster_identity,
             ),
         )
         stdout = self.command.stdout  # type: ignore[attr-defined]

@@ -222,7 +222,7 @@ def check_airgap_architectures(r: Reader, k3s: K3sSettings, arches: set[str]) ->
         return
     if len(arches) > 1:
         r.fail("k3s.airgap", f"holds one K3s binary and one image archive, but the nodes are {' and '.join(sorted(arches))}: "
-               "an air-gapped stack must have one architecture (docs/k3s.md)")
+               "an air-gapped stack must have one architecture (docs/images.md)")
         return
     [arch] = arches
     for key, path, pattern in (("binary", airgap.binary, _ASSET_ARCH[0]), ("images", airgap.images, _ASSET_ARCH[1])):

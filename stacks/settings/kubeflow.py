@@ -137,13 +137,15 @@ def check_admin_namespace(r: Reader, admin_email: str, users: list[KubeflowUser]
                                                 f"{admin_email}); give this user another name, or the admin's email")
 
 
-def check_contributor_logins(r: Reader, admin_email: str, users: list[KubeflowUser]) -> None:
+def check_contributor_logins(r: Reader, admin_email: str, users: list[KubeflowUser], raw_users: list[Any]) -> None:
     """Without an identity provider, Dex's static logins are the admin's and each listed user's: a
-    contributor who is neither could be granted a namespace but never log in to use it."""
+    contributor who is neither could be granted a namespace but never log in to use it. `raw_users`: the
+    configured list, so each error names the entry as written (invalid entries are reported already)."""
     logins = {admin_email, *(u.email for u in users)}
-    for j, u in enumerate(users):
-        for c_i, c in enumerate(u.contributors):
-            if c not in logins:
+    for j, u in enumerate(raw_users):
+        listed = u.get("contributors") if isinstance(u, Mapping) else None
+        for c_i, c in enumerate(listed if isinstance(listed, list) else []):
+            if isinstance(c, str) and EMAIL_RE.match(c) and c not in logins:
                 r.fail(f"kubeflow.users[{j}].contributors[{c_i}]",
                        f"{c} has no login: without kubeflow.identityProvider only kubeflow.adminEmail and the "
                        "kubeflow.users entries get one. List them in kubeflow.users (they get a password and a "
@@ -301,8 +303,9 @@ def parse_kubeflow(r: Reader, value: Any, prof: profiles.Profile) -> KubeflowSet
             r.fail(f"kubeflow.users[{j}].email", f"duplicate email {e!r}: one Profile per person")
     check_admin_namespace(r, admin_email or "admin@kubeflow.local", users)
     identity_provider = parse_identity_provider(r, kfd.get("identityProvider"))
-    if identity_provider is None and kfd.get("identityProvider") is None:
-        check_contributor_logins(r, admin_email or "admin@kubeflow.local", users)
+    if identity_provider is None and kfd.get("identityProvider") is None and (mode or prof.kubeflow_mode) == "full":
+        # (users are accepted and ignored in the other modes: Settings.warnings says so)
+        check_contributor_logins(r, admin_email or "admin@kubeflow.local", users, ud)
     images = parse_image_overrides(r, kfd.get("images"))
     return KubeflowSettings(
         mode=mode or prof.kubeflow_mode,

@@ -121,14 +121,15 @@ def test_outputs(runs):
 
 
 def test_manifests_path_switches_every_source_to_the_local_checkout():
-    run = harness.run_stack("dev", overrides={"kubeflow": {"manifestsPath": "vendor/kubeflow-manifests"}})
+    # Its own stack name: its overlays go to their own folder, never racing other files' dev overlays.
+    run = harness.run_stack("dev", overrides={"kubeflow": {"manifestsPath": "vendor/kubeflow-manifests"}},
+                            stack_name="dev-local-manifests")
     for reg in run.by_type(DIRECTORY):
         directory = reg.inputs["directory"]
-        assert directory.startswith(("vendor/kubeflow-manifests/", ".build/kubeflow/dev/")), directory
+        assert directory.startswith(("vendor/kubeflow-manifests/", ".build/kubeflow/dev-local-manifests/")), directory
         if directory.startswith(".build/"):
             text = (kp.PROJECT_ROOT / directory / "kustomization.yaml").read_text()
             assert "github.com" not in text and "../../../../vendor/kubeflow-manifests/" in text
-    harness.run_stack("dev")  # rewrite the dev overlays for the other tests
 
 
 def test_a_forbidden_switch_combination_stops_before_any_resource():

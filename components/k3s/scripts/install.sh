@@ -153,8 +153,9 @@ else
   wait_until "$WAIT_SECONDS" "the k3s-agent service on $NODE_NAME" \
     "journalctl -u k3s-agent -n 100 on $NODE_NAME (server URL reachable on 6443, token, node name not taken)" \
     systemctl is-active --quiet k3s-agent
-  # An active service is not yet a working node, and the cluster's readiness command does not run again on an
-  # update: wait here for this agent's own Node, read with its kubelet credentials as servers_at_version does.
+  # An active service is not yet a working node, and the cluster's readiness command runs again only for a new
+  # version, not for a config change: wait here for this agent's own Node, read with its kubelet credentials
+  # as servers_at_version does.
   node_ready_at_version() {
     state=$(kubectl --kubeconfig /var/lib/rancher/k3s/agent/kubelet.kubeconfig get node "$NODE_NAME" --no-headers \
       -o 'custom-columns=V:.status.nodeInfo.kubeletVersion,R:.status.conditions[?(@.type=="Ready")].status') || return 1

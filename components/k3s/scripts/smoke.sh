@@ -16,7 +16,7 @@
 
 deadline=$(($(date +%s) + DEADLINE_SECONDS))
 remaining() { _left=$((deadline - $(date +%s))); [ "$_left" -gt 0 ] || _left=0; echo "$_left"; }
-kubectl() { as_root "$K3S_BIN" kubectl "$@"; }
+kubectl() { as_root "$K3S_BIN" kubectl --request-timeout=30s "$@"; }  # one call never outlives a wait by much
 report() { printf '%s\t%s\n' "$1" "$2"; }
 
 command -v curl >/dev/null 2>&1 \

@@ -278,7 +278,9 @@ state = json.load(open({state!r}))
 args = sys.argv[1:]
 if args[:1] != ["kubectl"]:
     sys.exit("fake k3s: only kubectl")
-a = " ".join(args[1:])
+if not (len(args) > 1 and re.fullmatch(r"--request-timeout=\d+s", args[1])):
+    sys.exit("fake k3s: every call must be bounded with --request-timeout: " + " ".join(args))
+a = " ".join(args[2:])
 with open({log!r}, "a") as f:
     f.write(a + "\n")
 def out(text):

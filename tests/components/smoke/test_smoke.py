@@ -65,7 +65,7 @@ def test_every_kubeflow_stack_ends_with_the_smoke_step_after_everything(runs, st
     assert not [r.name for r in run.registrations if check.urn in r.dependencies]
     # It runs on the first server, is deleted with K3s, and is bounded.
     settings = parse_settings(stack_raw(stack), stack)
-    assert check.deleted_with == run.get(f"k3s-{settings.first_server.name}-install").urn
+    assert check.deleted_with == run.get("k3s-cluster-identity").urn  # goes with the cluster, not with one host
     assert check.custom_timeouts["create"] == f"{smoke_plan.timeout_seconds(settings)}s"
     script = harness.script(check.inputs["create"])
     assert "# kubeflow-k3s: smoke.sh" in script

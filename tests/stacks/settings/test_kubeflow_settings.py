@@ -100,6 +100,14 @@ def test_a_contributor_needs_a_login():
              {"name": "bob", "email": "bob@example.com", "contributors": ["admin@example.com"]}]
     found = problems(with_kubeflow("dev", adminEmail="admin@example.com", users=users))
     assert list(found) == ["kubeflow.users[0].contributors[0]"] and "has no login" in found["kubeflow.users[0].contributors[0]"]
+    # The key names the entry as written, after an invalid one.
+    users[0]["contributors"] = ["not-an-email", "dave@example.com"]
+    found = problems(with_kubeflow("dev", adminEmail="admin@example.com", users=users))
+    assert set(found) == {"kubeflow.users[0].contributors[0]", "kubeflow.users[0].contributors[1]"}
+    assert "has no login" in found["kubeflow.users[0].contributors[1]"]
+    # Users are ignored (with a warning) outside the full platform: nothing to refuse there.
+    assert parse_settings(with_kubeflow("edge", users=[users[1], {**users[0], "contributors": ["dave@example.com"]}]), "edge")
+    users[0]["contributors"] = ["dave@example.com", "bob@example.com"]
     # With an identity provider, anyone it knows can log in.
     idp = {"type": "github", "clientId": "kubeflow"}
     s = parse_settings(with_kubeflow("dev", adminEmail="admin@example.com", users=users, identityProvider=idp), "dev")
