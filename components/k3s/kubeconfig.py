@@ -9,6 +9,13 @@ import hashlib
 import yaml
 
 
+def _load(text: str) -> dict:
+    doc = yaml.safe_load(text)
+    if not isinstance(doc, dict) or doc.get("kind") != "Config":
+        raise ValueError("not a kubeconfig: expected a YAML document with kind: Config")
+    return doc
+
+
 def rewrite_kubeconfig(text: str, server: str, name: str) -> str:
     """Point the single cluster at `server` and rename cluster, user and context to `name`.
 
@@ -16,9 +23,7 @@ def rewrite_kubeconfig(text: str, server: str, name: str) -> str:
     `default`. A text replace of "default" or "127.0.0.1" would also hit certificate data; editing the
     parsed document touches only the fields meant.
     """
-    doc = yaml.safe_load(text)
-    if not isinstance(doc, dict) or doc.get("kind") != "Config":
-        raise ValueError("not a kubeconfig: expected a YAML document with kind: Config")
+    doc = _load(text)
     clusters, users, contexts = doc.get("clusters") or [], doc.get("users") or [], doc.get("contexts") or []
     if len(clusters) != 1 or len(users) != 1 or len(contexts) != 1:
         raise ValueError(
@@ -43,10 +48,7 @@ def ca_digest(text: str) -> str:
     new cluster (a new CA). Computed over the decoded `certificate-authority-data` (K3s's server CA
     bundle, PEM); whitespace is ignored so a re-wrapped base64 text gives the same digest.
     """
-    doc = yaml.safe_load(text)
-    if not isinstance(doc, dict) or doc.get("kind") != "Config":
-        raise ValueError("not a kubeconfig: expected a YAML document with kind: Config")
-    clusters = doc.get("clusters") or []
+    clusters = _load(text).get("clusters") or []
     if len(clusters) != 1:
         raise ValueError(f"expected K3s's kubeconfig with one cluster; got {len(clusters)}")
     data = (clusters[0].get("cluster") or {}).get("certificate-authority-data")

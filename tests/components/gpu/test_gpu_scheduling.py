@@ -16,6 +16,7 @@ from stacks.settings import parse_settings
 from tests.arm64 import kfp_arm64_images
 from tests import scheduling
 from tests.harness import stack_raw
+from tests.stacks.settings.raw import settings
 
 
 def notebook_pod(gpus: int = 1) -> dict:
@@ -38,12 +39,6 @@ def kfp_step_pod(gpus: int = 1) -> dict:
         "initContainers": [{"name": "kfp-launcher", "resources": {"requests": {"cpu": "100m"}}}],
         "containers": [{"name": "main", "resources": {"limits": limits, "requests": {"cpu": "1", "memory": "1Gi"}}}],
     }}
-
-
-def settings(stack: str, **changes):
-    raw = copy.deepcopy(stack_raw(stack))
-    raw.update(changes)
-    return parse_settings(raw, stack)
 
 
 @pytest.mark.parametrize("pod", [notebook_pod(), kfp_step_pod()], ids=["notebook", "kfp-step"])

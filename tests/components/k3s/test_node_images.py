@@ -18,22 +18,15 @@ import yaml
 
 from components.shared import images_plan
 from components.k3s import node_images_plan as nip, scripts
-from stacks.settings import ConfigError, Registries, parse_settings
+from stacks.settings import ConfigError, Registries
 from tests import harness
-from tests.harness import stack_raw
+from tests.stacks.settings import raw as raw_settings
+from tests.stacks.settings.raw import settings
 from tools import images as tool
 
 
-def settings(stack: str, **overrides):
-    raw = copy.deepcopy(stack_raw(stack))
-    raw.update(overrides)
-    return parse_settings(raw, stack)
-
-
 def problems(stack: str, **overrides) -> dict[str, str]:
-    with pytest.raises(ConfigError) as err:
-        settings(stack, **overrides)
-    return dict(err.value.problems)
+    return raw_settings.problems(raw_settings.stack(stack, **overrides), stack)
 
 
 # K3s versions ---------------------------------------------------------------------------------------
